@@ -1,0 +1,125 @@
+"""The command line: ``gbdist run JOB.yaml`` and one command per stage. It only parses and calls."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gbdist.errors import GbdistError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Learn grain-boundary properties from atomistic structures, at scale.")
+console = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    import distributed  # noqa: F401  (it configures its loggers on import; quieten them after)
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("gbdist").setLevel(logging.INFO)
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+
+
+def _print_summary(report) -> None:
+    soap = report.soap
+    table = Table(title=f"gbdist: {report.store}", show_header=False)
+    if soap:
+        table.add_row("grain boundaries", f"{soap.n_gb}")
+        table.add_row("LAEs (rows)", f"{soap.n_lae}")
+        table.add_row("SOAP features", f"{soap.n_features}")
+        table.add_row("chunks computed", f"{soap.chunks_computed} of {soap.chunks_total}")
+        if soap.chunks_computed:
+            table.add_row("select wall", f"{soap.select_wall_s:.1f} s")
+            table.add_row("SOAP wall", f"{soap.soap_wall_s:.1f} s")
+            table.add_row("SOAP efficiency", f"{soap.efficiency:.3f} (dscribe CPU-s {soap.kernel_cpu_s:.1f} "
+                                             f"÷ wall × {soap.worker_threads} worker threads)")
+    if report.asr_wall_s:
+        table.add_row("ASR wall", f"{report.asr_wall_s:.1f} s")
+    if report.skipped:
+        table.add_row("not run", ", ".join(report.skipped) + (" (already done)" if report.soap and not report.failures else ""))
+    table.add_row("total wall", f"{report.wall_s:.1f} s")
+    table.add_row("failures", f"{len(report.failures)}")
+    console.print(table)
+    for f in report.failures:
+        console.print(f"[red]failed[/red] {f['error']}")
+
+
+def _run(job) -> None:
+    from gbdist.job import run_job
+
+    try:
+        report = run_job(job)
+    except GbdistError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    _print_summary(report)
+    if report.failures:
+        console.print(f"[red]{len(report.failures)} failure(s)[/red]; the other structures finished.")
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(job_file: Path = typer.Argument(..., help="job file (YAML)"),
+        verbose: bool = typer.Option(True, help="log progress")) -> None:
+    """Run the stages of a job file."""
+    from gbdist.config import load_job
+
+    _setup_logging(verbose)
+    try:
+        job = load_job(job_file)
+    except GbdistError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    _run(job)
+
+
+@app.command()
+def soap(
+    inputs: list[str] = typer.Argument(..., help="structure files, directories or glob patterns"),
+    store: str = typer.Option(..., "--store", help="Zarr store path or fsspec URL"),
+    workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
+    scheduler: Optional[str] = typer.Option(None, help="address of a running Dask scheduler"),
+    element: str = typer.Option("Ni", help="element of every atom when a dump has no element column"),
+    pad: float = typer.Option(5.0, help="Å added to the GB extent on each side"),
+    normal: str = typer.Option("auto", help="GB normal axis: auto (the open axis), x, y or z"),
+    r_cut: float = typer.Option(5.0, help="SOAP cutoff, Å"),
+    n_max: int = typer.Option(12, help="SOAP radial basis size"),
+    l_max: int = typer.Option(12, help="SOAP maximum angular degree"),
+    sigma: float = typer.Option(0.5, help="SOAP Gaussian width, Å"),
+    chunk_rows: int = typer.Option(4096, help="LAE rows per chunk (one task each)"),
+    verbose: bool = typer.Option(True, help="log progress"),
+) -> None:
+    """Select the GB atoms of INPUTS, compute their SOAP vectors into the store, then the ASR."""
+    from pydantic import ValidationError
+
+    from gbdist.cluster import ClusterConfig
+    from gbdist.config import JobConfig
+
+    _setup_logging(verbose)
+    cluster = {"scheduler": scheduler} | ({"workers": workers} if workers else {})
+    try:
+        job = JobConfig(
+            store=store, inputs=inputs, read={"element": element},
+            select={"pad": pad, "normal": normal},
+            soap={"r_cut": r_cut, "n_max": n_max, "l_max": l_max, "sigma": sigma},
+            chunk_rows=chunk_rows, cluster=ClusterConfig(**cluster),
+        )
+    except ValidationError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    _run(job)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

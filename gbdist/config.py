@@ -1,0 +1,69 @@
+"""The job file (YAML): validated, with relative paths taken from the job file's folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gbdist.cluster import ClusterConfig
+from gbdist.errors import GbdistError
+from gbdist.io import ReadParams
+from gbdist.select import SelectParams
+from gbdist.soap import SoapParams
+from gbdist.stages.soap import SoapStageParams
+
+STAGES = ("soap", "asr")
+
+
+class JobConfig(BaseModel):
+    """A whole job: inputs, store, parameters of each stage, where to run, which stages."""
+
+    model_config = ConfigDict(extra="forbid")
+    store: str = Field(description="path or fsspec URL of the Zarr store")
+    storage_options: dict | None = None
+    inputs: list[str] = Field(min_length=1, description="files, directories or glob patterns")
+    read: ReadParams = ReadParams()
+    select: SelectParams = SelectParams()
+    soap: SoapParams = SoapParams()
+    chunk_rows: int = Field(4096, ge=16)
+    cluster: ClusterConfig = ClusterConfig()
+    stages: list[Literal["soap", "asr"]] = list(STAGES)
+
+    def stage_params(self) -> SoapStageParams:
+        return SoapStageParams(read=self.read, select=self.select, soap=self.soap, chunk_rows=self.chunk_rows)
+
+
+def _is_url(s: str) -> bool:
+    return "://" in s
+
+
+def load_job(path: str | Path) -> JobConfig:
+    """Read and validate a job file (safe YAML loading only).
+
+    Raises
+    ------
+    GbdistError
+        Naming the file and every key that is unknown or of the wrong type.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise GbdistError(f"{path}: cannot read the job file ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise GbdistError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(raw, dict):
+        raise GbdistError(f"{path}: a job file is a YAML mapping of keys to values")
+    try:
+        job = JobConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise GbdistError(f"{path}: invalid job file: {problems}") from None
+    base = path.resolve().parent
+    job.inputs = [i if _is_url(i) or Path(i).is_absolute() else str(base / i) for i in job.inputs]
+    if not _is_url(job.store) and not Path(job.store).is_absolute():
+        job.store = str(base / job.store)
+    return job

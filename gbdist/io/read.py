@@ -1,0 +1,77 @@
+"""One entry point to read any structure file: LAMMPS dumps fast, everything else through ASE."""
+
+from __future__ import annotations
+
+import io
+import lzma
+import os
+from pathlib import Path
+
+import numpy as np
+
+from pydantic import BaseModel, ConfigDict
+
+from gbdist.errors import StructureError
+from gbdist.io.files import open_bytes
+from gbdist.io.lammps import is_lammps_dump, parse_lammps_dump
+from gbdist.structure import Structure
+
+
+class ReadParams(BaseModel):
+    """How to read structure files.
+
+    LAMMPS dumps carry atom types, not elements: unless the dump has an ``element``
+    column, types map through ``type_map`` ({type: symbol}) or all atoms are ``element``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    element: str = "Ni"
+    type_map: dict[int, str] | None = None
+    timestep: int | None = None
+
+
+def read_structure(path: str | os.PathLike, params: ReadParams | None = None) -> Structure:
+    """Read one structure; the error always names the file.
+
+    LAMMPS text dumps (plain, .gz, .xz, .bz2) use the vectorised reader; any other
+    format ASE can read goes through ``ase.io.read`` (compressed files too).
+    """
+    params = params or ReadParams()
+    name = Path(path).name
+    try:
+        data = open_bytes(path)
+    except FileNotFoundError:
+        raise StructureError(name, "no such file") from None
+    except (OSError, EOFError, ValueError, lzma.LZMAError) as err:  # truncated or corrupt archives
+        raise StructureError(name, f"cannot read or decompress ({err})") from None
+    if not data.strip():
+        raise StructureError(name, "empty file")
+    if is_lammps_dump(data[:200]):
+        return parse_lammps_dump(data, name, params.timestep, params.element, params.type_map)
+    return _read_with_ase(data, path, name)
+
+
+def _read_with_ase(data: bytes, path, name: str) -> Structure:
+    import ase.io
+
+    plain = str(path)
+    for suffix in (".xz", ".gz", ".bz2"):
+        if plain.endswith(suffix):
+            plain = plain[: -len(suffix)]
+    try:
+        fmt = ase.io.formats.filetype(plain, read=False)
+    except Exception:  # ASE raises several types for unknown names
+        fmt = None
+    try:
+        text = io.StringIO(data.decode())
+        atoms = ase.io.read(text, format=fmt) if fmt else ase.io.read(path)
+    except UnicodeDecodeError:
+        raise StructureError(name, "not a text structure file (undecodable bytes)") from None
+    except Exception as err:  # ASE's readers raise anything; report it with the file
+        raise StructureError(name, f"ASE cannot read it ({type(err).__name__}: {err})") from None
+    if len(atoms) == 0:
+        raise StructureError(name, "zero atoms")
+    structure = Structure.from_ase(atoms, name)
+    if not np.isfinite(structure.positions).all():
+        raise StructureError(name, "NaN or inf in atom positions")
+    return structure

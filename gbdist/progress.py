@@ -1,0 +1,29 @@
+"""Progress for long steps: a rich bar on a terminal, log lines every 10% elsewhere."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+log = logging.getLogger("gbdist")
+
+
+def as_completed_with_progress(futures, description: str):
+    """Iterate over Dask ``futures`` as they finish, showing progress."""
+    from distributed import as_completed
+
+    total = len(futures)
+    if total == 0:
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not sys.stderr.isatty(), transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        step = max(1, total // 10)
+        for done, future in enumerate(as_completed(futures), 1):
+            bar.advance(task)
+            if done % step == 0 or done == total:
+                log.info("%s: %d/%d done", description, done, total)
+            yield future

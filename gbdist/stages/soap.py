@@ -1,0 +1,226 @@
+"""The select + SOAP stage driver: structures → LAE plan → SOAP rows in the store, over Dask.
+
+1. Every input file is read and its GB region selected on the workers (a Dask bag);
+   the counts give every row offset, written to the store with the LAE atom ids and CNA.
+2. The row space is cut at ``soap`` chunk boundaries; one task per chunk computes exactly
+   its rows (reading each GB it touches) and writes its chunk, its norms and then its
+   ``progress/soap`` flag. No two tasks write the same chunk; a rerun computes only the
+   chunks whose flag is unset.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import zarr
+from pydantic import BaseModel, ConfigDict, Field
+
+from gbdist.errors import GbdistError, StoreError
+from gbdist.io import ReadParams, read_structure
+from gbdist.progress import as_completed_with_progress
+from gbdist.select import SelectParams, select_gb_region
+from gbdist.soap import SoapParams, n_features, soap_rows, species_symbols, unit_rows
+from gbdist.store import RowPlan, mark_stage, open_store, stage_done, write_array
+
+log = logging.getLogger("gbdist")
+
+
+class SoapStageParams(BaseModel):
+    """Everything that decides the store's rows and values (recorded in the store)."""
+
+    model_config = ConfigDict(extra="forbid")
+    read: ReadParams = ReadParams()
+    select: SelectParams = SelectParams()
+    soap: SoapParams = SoapParams()
+    chunk_rows: int = Field(4096, ge=16, description="LAE rows per soap chunk (one task each)")
+
+
+@dataclass
+class SoapReport:
+    """What the stage did, for the summary."""
+
+    n_gb: int = 0
+    n_lae: int = 0
+    n_features: int = 0
+    chunks_total: int = 0
+    chunks_computed: int = 0
+    select_wall_s: float = 0.0
+    soap_wall_s: float = 0.0
+    kernel_cpu_s: float = 0.0
+    worker_threads: int = 1
+    failures: list[dict] = field(default_factory=list)
+
+    @property
+    def efficiency(self) -> float | None:
+        """dscribe kernel CPU-s ÷ (SOAP wall × worker threads), for this run's chunks."""
+        if not self.chunks_computed or self.soap_wall_s <= 0:
+            return None
+        return self.kernel_cpu_s / (self.soap_wall_s * self.worker_threads)
+
+
+def select_file(path: str, read: ReadParams, select: SelectParams) -> dict:
+    """Worker task: read one file and select its LAEs; errors come back as data."""
+    try:
+        structure = read_structure(path, read)
+        sel = select_gb_region(structure, select)
+    except GbdistError as err:
+        return {"path": path, "error": str(err)}
+    return {
+        "path": path,
+        "n_atoms": len(structure),
+        "normal": sel.normal,
+        "extent": sel.extent,
+        "atom": structure.ids[sel.centres],
+        "cna": sel.cna,
+        "species": species_symbols(structure.numbers),
+    }
+
+
+def write_plan(group: zarr.Group, inputs: list[dict], selected: list[dict], chunk_rows: int,
+               soap: SoapParams) -> RowPlan:
+    """Write the LAE plan (gb/*, lae/*) and create the empty ``soap`` arrays; returns the plan."""
+    counts = np.array([len(s["atom"]) for s in selected], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    plan = RowPlan(offsets, chunk_rows)
+    species = sorted({sp for s in selected for sp in s["species"]})
+    n_feat = n_features(soap, species)
+    by_path = {rec["path"]: rec for rec in inputs}
+    write_array(group, "gb/id", np.array([by_path[s["path"]]["id"] for s in selected], dtype=str), ["gb"])
+    write_array(group, "gb/source", np.array([s["path"] for s in selected], dtype=str), ["gb"])
+    write_array(group, "gb/offset", offsets, ["gb_edge"])
+    write_array(group, "gb/n_atoms", np.array([s["n_atoms"] for s in selected], np.int32), ["gb"])
+    write_array(group, "gb/normal", np.array([s["normal"] for s in selected], np.int8), ["gb"])
+    write_array(group, "gb/extent", np.array([s["extent"] for s in selected], np.float64).reshape(-1, 2),
+                ["gb", "bound"])
+    rows = (chunk_rows,)
+    write_array(group, "lae/gb", np.repeat(np.arange(len(selected), dtype=np.int32), counts), ["lae"], rows)
+    write_array(group, "lae/atom", np.concatenate([s["atom"] for s in selected]).astype(np.int64), ["lae"], rows)
+    write_array(group, "lae/cna", np.concatenate([s["cna"] for s in selected]).astype(np.int8), ["lae"], rows)
+    n_rows, n_chunks = plan.n_rows, plan.n_chunks
+    for name, dims, shape, chunks, dtype in (
+        ("soap", ["lae", "feature"], (n_rows, n_feat), (chunk_rows, n_feat), np.float32),
+        ("lae/soap_norm", ["lae"], (n_rows,), rows, np.float32),
+        ("progress/soap", ["soap_chunk"], (n_chunks,), (1,), np.uint8),
+        ("progress/soap_cpu", ["soap_chunk"], (n_chunks,), (1,), np.float64),
+    ):
+        group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
+                           dimension_names=dims, overwrite=True)
+    group.attrs["species"] = species
+    return plan
+
+
+def soap_chunk(k: int, store: str, storage_options: dict | None, params: SoapStageParams) -> dict:
+    """Worker task: compute and write ``soap`` chunk k (its rows only), then flag it done."""
+    t0 = time.perf_counter()
+    group = zarr.open_group(store, mode="r+", storage_options=storage_options)
+    plan = RowPlan(group["gb/offset"][:], params.chunk_rows)
+    start, stop = plan.chunk(k)
+    atom_ids = group["lae/atom"][start:stop]
+    normals, sources = group["gb/normal"][:], group["gb/source"][:]
+    species = list(group.attrs["species"])
+    out = np.empty((stop - start, group["soap"].shape[1]), np.float32)
+    kernel = 0.0
+    for gb, lo, hi in plan.gb_slices(start, stop):
+        source = str(sources[gb])
+        try:
+            structure = read_structure(source, params.read)
+        except GbdistError as err:
+            return {"k": k, "error": str(err)}
+        order = np.argsort(structure.ids)
+        wanted = atom_ids[lo - start:hi - start]
+        pos = np.searchsorted(structure.ids, wanted, sorter=order)
+        centres = order[np.clip(pos, 0, len(order) - 1)]
+        if not np.array_equal(structure.ids[centres], wanted):
+            return {"k": k, "error": f"{source}: atom ids differ from the store's plan (file changed?)"}
+        rows, cpu = soap_rows(structure, centres, params.soap, species, int(normals[gb]))
+        out[lo - start:hi - start] = rows
+        kernel += cpu
+    unit, norms = unit_rows(out)
+    group["soap"][start:stop] = unit
+    group["lae/soap_norm"][start:stop] = norms
+    group["progress/soap_cpu"][k] = kernel
+    group["progress/soap"][k] = 1  # last: the chunk is done only once its data are written
+    return {"k": k, "rows": stop - start, "kernel_cpu_s": kernel, "wall_s": time.perf_counter() - t0}
+
+
+def check_same_job(group: zarr.Group, store: str, inputs: list[dict], params: SoapStageParams):
+    """Refuse to mix a store with other inputs or parameters."""
+    old_params = group.attrs.get("params")
+    if old_params is not None and old_params != params.model_dump(mode="json"):
+        raise StoreError(f"{store}: made with other read/select/SOAP parameters; use a new store")
+    old_inputs = group.attrs.get("inputs")
+    if old_inputs is not None:
+        old = {(r["id"], r["sha256"]) for r in old_inputs}
+        new = {(r["id"], r["sha256"]) for r in inputs}
+        if old != new:
+            changed = sorted({i for i, _ in old ^ new})
+            raise StoreError(f"{store}: made from other input files (differ: {changed[:5]}); use a new store")
+
+
+def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStageParams,
+                   storage_options: dict | None = None) -> SoapReport:
+    """Select and compute SOAP for ``inputs`` (records from ``describe_inputs``) into ``store``.
+
+    Resumes: a finished selection is reused and only unflagged chunks are computed.
+    """
+    import dask.bag as db
+
+    from gbdist.cluster import n_worker_threads
+
+    report = SoapReport(worker_threads=n_worker_threads(client))
+    group = open_store(store, mode="a", storage_options=storage_options)
+    check_same_job(group, store, inputs, params)
+    group.attrs.update({"inputs": inputs, "params": params.model_dump(mode="json")})
+
+    if not stage_done(group, "select"):
+        t0 = time.perf_counter()
+        paths = [r["path"] for r in inputs]
+        bag = db.from_sequence(paths, npartitions=min(len(paths), 8 * report.worker_threads))
+        parts = client.compute(bag.map(select_file, params.read, params.select).to_delayed())
+        results = [r for f in as_completed_with_progress(parts, "select") for r in f.result()]
+        order = {p: i for i, p in enumerate(paths)}
+        results.sort(key=lambda r: order[r["path"]])
+        selected = [r for r in results if "error" not in r]
+        failures = [{"path": r["path"], "error": r["error"]} for r in results if "error" in r]
+        if not selected:
+            group.attrs["failures"] = failures
+            raise GbdistError("no structure could be read and selected:\n  "
+                              + "\n  ".join(f["error"] for f in failures))
+        write_plan(group, inputs, selected, params.chunk_rows, params.soap)
+        group.attrs["failures"] = failures
+        report.select_wall_s = time.perf_counter() - t0
+        mark_stage(group, "select", wall_s=report.select_wall_s)
+    report.failures = list(group.attrs.get("failures", []))
+
+    plan = RowPlan(group["gb/offset"][:], params.chunk_rows)
+    report.n_gb, report.n_lae = len(plan.offsets) - 1, plan.n_rows
+    report.n_features, report.chunks_total = group["soap"].shape[1], plan.n_chunks
+    by_id = {r["id"]: r["path"] for r in inputs}
+    sources = np.array([by_id[i] for i in group["gb/id"][:].tolist()], dtype=str)
+    if not np.array_equal(sources, group["gb/source"][:]):  # same files, moved since
+        write_array(group, "gb/source", sources, ["gb"])
+    todo = np.flatnonzero(group["progress/soap"][:] == 0).tolist()
+    if todo:
+        t0 = time.perf_counter()
+        bag = db.from_sequence(todo, partition_size=1)
+        tasks = bag.map(soap_chunk, store, storage_options, params).to_delayed()
+        futures = client.compute(tasks)
+        for f in as_completed_with_progress(futures, "soap"):
+            try:
+                results = f.result()
+            except Exception as err:  # a crashed task: report it, keep the others going
+                results = [{"k": None, "error": f"{type(err).__name__}: {err}"}]
+            for r in results:
+                if "error" in r:
+                    report.failures.append({"chunk": r["k"], "error": r["error"]})
+                else:
+                    report.chunks_computed += 1
+                    report.kernel_cpu_s += r["kernel_cpu_s"]
+        report.soap_wall_s = time.perf_counter() - t0
+    if not stage_done(group, "soap") and group["progress/soap"][:].all():
+        mark_stage(group, "soap", wall_s=report.soap_wall_s, n_rows=plan.n_rows,
+                   kernel_cpu_s=float(group["progress/soap_cpu"][:].sum()))
+    return report

@@ -1,0 +1,131 @@
+"""The Zarr v3 store: the one contract between stages.
+
+One group per job (a local path or any fsspec URL). Arrays, with their dimension names:
+
+=====================  =================  =========  ==============================================
+array                  shape              dtype      meaning
+=====================  =================  =========  ==============================================
+``gb/id``              (gb,)              str        structure id (file name less suffixes)
+``gb/source``          (gb,)              str        file the structure was read from (absolute)
+``gb/offset``          (gb_edge,)         int64      LAE rows of GB i are ``offset[i]:offset[i+1]``
+``gb/n_atoms``         (gb,)              int32      atoms in the source structure
+``gb/normal``          (gb,)              int8       boundary-normal axis (0 x, 1 y, 2 z)
+``gb/extent``          (gb, bound)        float64    Å, non-fcc extent along the normal (unpadded)
+``lae/gb``             (lae,)             int32      row → GB position
+``lae/atom``           (lae,)             int64      row → atom id in the source file
+``lae/cna``            (lae,)             int8       CNA class (1 fcc 2 hcp 3 bcc 4 ico 5 other)
+``lae/soap_norm``      (lae,)             float32    Euclidean norm of the raw dscribe vector
+``soap``               (lae, feature)     float32    unit-normalised SOAP rows (raw = soap × norm)
+``asr``                (gb, feature)      float32    mean of each GB's ``soap`` rows
+``progress/soap``      (soap_chunk,)      uint8      1 once that chunk of ``soap`` is written
+``progress/soap_cpu``  (soap_chunk,)      float64    s, dscribe CPU time of that chunk
+=====================  =================  =========  ==============================================
+
+Group attributes: ``gbdist_version``, ``schema_version``, ``inputs`` (path, id, bytes,
+sha256), ``failures``, the ``read`` / ``select`` / ``soap`` parameters, and ``stages``:
+``{stage: {"done": true, ...}}``, written last, after the stage's data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import zarr
+
+from gbdist import SCHEMA_VERSION, __version__
+from gbdist.errors import StoreError
+
+
+def open_store(url: str, mode: str = "r", storage_options: dict | None = None) -> zarr.Group:
+    """Open (or with mode 'a'/'w' create) a gbdist store; check its schema version.
+
+    Raises
+    ------
+    StoreError
+        If there is no store, it cannot be written, or another schema version wrote it.
+    """
+    try:
+        group = zarr.open_group(url, mode=mode, storage_options=storage_options, zarr_format=3)
+    except FileNotFoundError:
+        raise StoreError(f"{url}: no gbdist store here") from None
+    except PermissionError as err:
+        raise StoreError(f"{url}: cannot write the store ({err})") from None
+    except OSError as err:
+        raise StoreError(f"{url}: cannot open the store ({err})") from None
+    version = group.attrs.get("schema_version")
+    if version is None and mode in ("a", "w") and not list(group.keys()):
+        group.attrs.update({"schema_version": SCHEMA_VERSION, "gbdist_version": __version__})
+    elif version != SCHEMA_VERSION:
+        raise StoreError(
+            f"{url}: written by store schema version {version!r}; this gbdist reads version "
+            f"{SCHEMA_VERSION}. Recompute into a new store."
+        )
+    return group
+
+
+def stage_done(group: zarr.Group, stage: str) -> bool:
+    """True once ``stage`` has recorded its completion in the group attributes."""
+    return bool(group.attrs.get("stages", {}).get(stage, {}).get("done"))
+
+
+def mark_stage(group: zarr.Group, stage: str, **info) -> None:
+    """Record a stage's completion (call after its data are written)."""
+    stages = dict(group.attrs.get("stages", {}))
+    stages[stage] = {"done": True, **info}
+    group.attrs["stages"] = stages
+
+
+def clear_stage(group: zarr.Group, *stages: str) -> None:
+    """Forget the completion of ``stages`` (their data will be recomputed)."""
+    kept = {k: v for k, v in group.attrs.get("stages", {}).items() if k not in stages}
+    group.attrs["stages"] = kept
+
+
+def write_array(group: zarr.Group, name: str, data: np.ndarray, dims: list[str],
+                chunks: tuple[int, ...] | None = None) -> zarr.Array:
+    """Create (overwrite) array ``name`` holding ``data`` with dimension names ``dims``."""
+    data = np.asarray(data)
+    if chunks is None:
+        chunks = tuple(max(1, min(s, 1 << 20)) for s in data.shape) if data.ndim else ()
+    dtype = str if data.dtype.kind == "U" else data.dtype  # variable-length UTF-8, specified in v3
+    arr = group.create_array(name, shape=data.shape, dtype=dtype, chunks=chunks,
+                             dimension_names=dims, overwrite=True)
+    if data.size:
+        arr[...] = data
+    return arr
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """Where rows live: GB offsets and the cut of the row space into chunks.
+
+    offsets : (n_gb + 1,) int64, GB i owns rows ``offsets[i]:offsets[i+1]``.
+    chunk_rows : rows per ``soap`` chunk; chunk k owns rows ``[k*chunk_rows, (k+1)*chunk_rows)``.
+    """
+
+    offsets: np.ndarray
+    chunk_rows: int
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_rows // self.chunk_rows)
+
+    def chunk(self, k: int) -> tuple[int, int]:
+        """Row range [start, stop) of chunk k."""
+        start = k * self.chunk_rows
+        return start, min(start + self.chunk_rows, self.n_rows)
+
+    def gb_slices(self, start: int, stop: int):
+        """(gb position, row start, row stop) for each GB that has rows in [start, stop)."""
+        first = int(np.searchsorted(self.offsets, start, side="right")) - 1
+        gb = first
+        while gb < len(self.offsets) - 1 and self.offsets[gb] < stop:
+            lo, hi = max(start, int(self.offsets[gb])), min(stop, int(self.offsets[gb + 1]))
+            if hi > lo:
+                yield gb, lo, hi
+            gb += 1

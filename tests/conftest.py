@@ -1,0 +1,62 @@
+"""Shared fixtures: small bicrystal-like structures built in code, and the real Olmsted data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from gbdist.cna import compute_cna
+from gbdist.io.lammps import write_lammps_dump
+from gbdist.structure import Structure
+
+ROOT = Path(__file__).resolve().parents[1]
+OLMSTED = ROOT.parent / "shared" / "data" / "olmsted"
+
+
+def olmsted_dump(n: int) -> Path:
+    """Path of Olmsted dump N; skips the test where the shared data are absent."""
+    path = OLMSTED / "dumps" / f"ni.p{n}.out.xz"
+    if not path.exists():
+        pytest.skip(f"real Olmsted data not found at {path.parent} (read from ../shared, never copied)")
+    return path
+
+
+def toy_boundary(seed: int = 0, cells=(14, 3, 3), disorder: float = 0.35, with_cna: bool = True,
+                 source: str = "toy") -> Structure:
+    """A small Ni slab, open along x, with a disordered 'boundary' layer in the middle.
+
+    End slabs (x within 5 Å of either end) have types 4 and 5, the two halves 1 and 2;
+    atoms within 3 Å of the middle are displaced at random by up to ``disorder`` Å.
+    """
+    rng = np.random.default_rng(seed)
+    atoms = bulk("Ni", "fcc", a=3.52, cubic=True).repeat(cells)
+    pos = atoms.positions.copy()
+    x = pos[:, 0]
+    mid = x.max() / 2
+    core = np.abs(x - mid) < 3.0
+    pos[core] += rng.uniform(-disorder, disorder, size=(core.sum(), 3))
+    types = np.where(x < mid, 1, 2)
+    types[x < 5.0] = 4
+    types[x > x.max() - 5.0] = 5
+    cell = atoms.cell[:].copy()
+    cell[0, 0] += 10.0  # open along x: vacuum beyond the last layer
+    s = Structure(source=source, positions=pos, cell=cell, pbc=np.array([False, True, True]),
+                  numbers=atoms.numbers, ids=np.arange(1, len(atoms) + 1) * 3 + 7,
+                  origin=np.zeros(3), extras={"type": types})
+    if with_cna:
+        s.extras["c_cna"] = compute_cna(s)
+    return s
+
+
+@pytest.fixture
+def toy_dumps(tmp_path):
+    """Four toy boundary dumps (.xz, .gz, plain), as a list of paths."""
+    paths = []
+    for i, suffix in enumerate([".dump.xz", ".dump.gz", ".dump", ".dump.xz"]):
+        p = tmp_path / f"toy{i}{suffix}"
+        write_lammps_dump(p, toy_boundary(seed=i, source=p.name))
+        paths.append(p)
+    return paths
