@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -63,7 +64,7 @@ def load_job(path: str | Path) -> JobConfig:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise GbdistError(f"{path}: invalid job file: {problems}") from None
     base = path.resolve().parent
-    job.inputs = [i if _is_url(i) or Path(i).is_absolute() else str(base / i) for i in job.inputs]
+    job.inputs = [i if _is_url(i) or Path(i).is_absolute() else os.path.normpath(base / i) for i in job.inputs]
     if not _is_url(job.store) and not Path(job.store).is_absolute():
-        job.store = str(base / job.store)
+        job.store = os.path.normpath(base / job.store)
     return job

@@ -60,3 +60,44 @@ def toy_dumps(tmp_path):
         write_lammps_dump(p, toy_boundary(seed=i, source=p.name))
         paths.append(p)
     return paths
+
+
+@pytest.fixture(scope="session")
+def scheduler_address():
+    """A 2-worker LocalCluster shared by the tests that run stages in process."""
+    from distributed import LocalCluster
+
+    from gbdist.cluster import _SINGLE_THREAD_ENV
+    import os
+
+    os.environ.update(_SINGLE_THREAD_ENV)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit="3GiB") as cluster:
+        yield cluster.scheduler_address
+
+
+def make_job(store, inputs, scheduler_address, **kw):
+    """A JobConfig for ``inputs`` into ``store`` on the shared cluster."""
+    from gbdist.config import JobConfig
+
+    return JobConfig(store=str(store), inputs=[str(i) for i in inputs],
+                     cluster={"scheduler": scheduler_address}, **kw)
+
+
+TIMINGS = {"progress/soap_cpu"}  # measured CPU seconds: bookkeeping, not data
+
+
+def array_digests(store) -> dict[str, str]:
+    """sha256 of every data array in a store, by name (timing arrays left out)."""
+    import hashlib
+
+    import zarr
+
+    group = zarr.open_group(str(store), mode="r")
+    out = {}
+    for name, arr in group.arrays():
+        out[name] = hashlib.sha256(np.asarray(arr[...]).tobytes()).hexdigest()
+    for gname, sub in group.groups():
+        for name, arr in sub.arrays():
+            out[f"{gname}/{name}"] = hashlib.sha256(np.asarray(arr[...]).tobytes()).hexdigest()
+    return {k: v for k, v in out.items() if k not in TIMINGS}

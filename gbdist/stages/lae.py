@@ -1,0 +1,184 @@
+"""Unique-LAE stage driver: leader discovery over partitions, merge, assignment and LER.
+
+1. Discovery, in parallel: each partition (a run of consecutive ``soap`` chunks) streams
+   its chunks and finds its own leaders, seeded with perfect fcc.
+2. Merge, on the driver: the partitions' leaders, in partition order, go through the same
+   greedy rule (seeded with fcc): the global leaders.
+3. Assignment, in parallel, one task per chunk: each row's most similar global leader. Rows
+   farther than eps from every leader (possible when a partition's leader was merged
+   away) are gathered, pass through the greedy rule in row order as further leaders,
+   and the assignment is redone. So every row lies within eps of its leader.
+
+Results for one eps live in the group ``lae_eps_<eps>`` (eps with 4 decimals):
+``label`` and ``similarity`` (lae,), ``unique/soap`` (unique, feature), ``unique/source``,
+``unique/gb``, ``unique/atom``, ``unique/count`` (unique,), ``ler`` (gb, unique). The root
+attribute ``lae_default`` names the eps that later stages use.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import zarr
+
+from gbdist.errors import StoreError
+from gbdist.lae import assign_to_leaders, greedy_leaders, ler_matrix, perfect_fcc_soap, similarity_threshold
+from gbdist.progress import as_completed_with_progress
+from gbdist.soap import SoapParams
+from gbdist.store import RowPlan, open_store, stage_done, write_array
+
+
+def lae_group_name(eps: float) -> str:
+    """Name of the group holding the results for ``eps``."""
+    return f"lae_eps_{eps:.4f}"
+
+
+@dataclass
+class LaeReport:
+    eps: float
+    n_rows: int
+    n_unique: int
+    n_orphan_leaders: int
+    wall_s: float
+    group: str
+
+
+def _chunk_rows(store, storage_options, k) -> tuple[int, np.ndarray]:
+    group = zarr.open_group(store, mode="r", storage_options=storage_options)
+    soap = group["soap"]
+    start = k * soap.chunks[0]
+    return start, soap[start:start + soap.chunks[0]]
+
+
+def discover_partition(chunks: list[int], store: str, storage_options, eps_values: list[float],
+                       seed: np.ndarray) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Worker task: leaders of one partition for each eps: {eps: (global rows, vectors)}."""
+    found = {eps: ([], []) for eps in eps_values}
+    for k in chunks:
+        start, rows = _chunk_rows(store, storage_options, k)
+        for eps in eps_values:
+            idx, vecs = found[eps]
+            prior = np.vstack([seed[None, :], *vecs]) if vecs else seed[None, :]
+            new = greedy_leaders(rows, eps, prior)
+            if len(new):
+                idx.append(start + new)
+                vecs.append(rows[new])
+    return {eps: (np.concatenate(i) if i else np.zeros(0, np.int64),
+                  np.vstack(v) if v else np.zeros((0, len(seed)), np.float32))
+            for eps, (i, v) in found.items()}
+
+
+def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray,
+                 write: bool) -> dict:
+    """Worker task: label chunk k's rows; return per-GB counts, orphans and the best fcc row."""
+    group = zarr.open_group(store, mode="r+" if write else "r", storage_options=storage_options)
+    start, rows = _chunk_rows(store, storage_options, k)
+    labels, sims = assign_to_leaders(rows, leaders)
+    if write:
+        out = group[lae_group_name(eps)]
+        out["label"][start:start + len(rows)] = labels
+        out["similarity"][start:start + len(rows)] = sims
+    gbs = group["lae/gb"][start:start + len(rows)]
+    pairs, counts = np.unique(np.stack([gbs, labels]), axis=1, return_counts=True)
+    fcc_rows = np.flatnonzero(labels == 0)
+    best = (float(sims[fcc_rows].max()), start + int(fcc_rows[np.argmax(sims[fcc_rows])])) if len(fcc_rows) else None
+    orphans = start + np.flatnonzero(sims < similarity_threshold(eps))
+    return {"k": k, "pairs": pairs, "counts": counts, "orphans": orphans, "best_fcc": best}
+
+
+def _partitions(n_chunks: int, n_parts: int) -> list[list[int]]:
+    bounds = np.linspace(0, n_chunks, n_parts + 1).round().astype(int)
+    return [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _seed(group) -> np.ndarray:
+    params = SoapParams(**group.attrs["params"]["soap"])
+    return perfect_fcc_soap(params, list(group.attrs["species"]))
+
+
+def discover_leaders(client, store, storage_options, eps_values, partitions: int):
+    """Global leaders per eps after discovery and merge: {eps: (rows, vectors)}; row −1 is fcc."""
+    group = open_store(store, mode="r", storage_options=storage_options)
+    if not stage_done(group, "soap"):
+        raise StoreError(f"{store}: the soap stage is not complete; run it first")
+    seed = _seed(group)
+    n_chunks = group["progress/soap"].shape[0]
+    parts = _partitions(n_chunks, partitions)
+    futures = client.map(discover_partition, parts, store=store, storage_options=storage_options,
+                         eps_values=list(eps_values), seed=seed, pure=False)
+    order = {f.key: i for i, f in enumerate(futures)}
+    found = sorted(((order[f.key], f.result()) for f in as_completed_with_progress(futures, "lae discover")),
+                   key=lambda r: r[0])
+    leaders = {}
+    for eps in eps_values:
+        rows = np.concatenate([p[eps][0] for _, p in found])
+        vecs = np.vstack([p[eps][1] for _, p in found])
+        keep = greedy_leaders(vecs, eps, seed[None, :])
+        leaders[eps] = (np.concatenate([[-1], rows[keep]]), np.vstack([seed[None, :], vecs[keep]]))
+    return leaders
+
+
+def _assign_all(client, store, storage_options, eps, vectors, write, n_chunks):
+    vec_future = client.scatter(vectors, broadcast=True)
+    futures = client.map(assign_chunk, range(n_chunks), store=store, storage_options=storage_options,
+                         eps=eps, leaders=vec_future, write=write, pure=False)
+    return [f.result() for f in as_completed_with_progress(futures, f"lae assign eps={eps}")]
+
+
+def add_orphan_leaders(group, eps, rows, vectors, orphans):
+    """Orphan rows (beyond eps of every leader) through the greedy rule, in row order."""
+    if not len(orphans):
+        return rows, vectors, 0
+    orphans = np.sort(orphans)
+    orphan_vecs = np.vstack([group["soap"][int(r)] for r in orphans])
+    new = greedy_leaders(orphan_vecs, eps, vectors)
+    return np.concatenate([rows, orphans[new]]), np.vstack([vectors, orphan_vecs[new]]), len(new)
+
+
+def run_lae_stage(client, store: str, eps: float, storage_options: dict | None = None,
+                  partitions: int | None = None) -> LaeReport:
+    """Find the unique LAEs at ``eps``, label every row, write the LER; see the module doc."""
+    from gbdist.cluster import n_worker_threads
+
+    t0 = time.perf_counter()
+    partitions = partitions or 2 * n_worker_threads(client)
+    rows, vectors = discover_leaders(client, store, storage_options, [eps], partitions)[eps]
+    group = open_store(store, mode="a", storage_options=storage_options)
+    n_rows, n_chunks = group["soap"].shape[0], group["progress/soap"].shape[0]
+    chunk = group["soap"].chunks[0]
+    out = group.require_group(lae_group_name(eps))
+    for name in ("label", "similarity"):
+        out.create_array(name, shape=(n_rows,), chunks=(chunk,), dtype=np.int32 if name == "label" else np.float32,
+                         dimension_names=["lae"], overwrite=True)
+    results = _assign_all(client, store, storage_options, eps, vectors, True, n_chunks)
+    orphans = np.concatenate([r["orphans"] for r in results])
+    rows, vectors, n_orphan = add_orphan_leaders(group, eps, rows, vectors, orphans)
+    if n_orphan:
+        results = _assign_all(client, store, storage_options, eps, vectors, True, n_chunks)
+    _write_unique(group, out, eps, rows, vectors, results)
+    wall = time.perf_counter() - t0
+    runs = dict(group.attrs.get("lae_runs", {}))
+    runs[f"{eps:.4f}"] = {"done": True, "n_unique": len(rows), "orphan_leaders": n_orphan,
+                          "partitions": partitions, "wall_s": wall}
+    group.attrs.update({"lae_runs": runs, "lae_default": f"{eps:.4f}"})
+    return LaeReport(eps, n_rows, len(rows), n_orphan, wall, lae_group_name(eps))
+
+
+def _write_unique(group, out, eps, rows, vectors, results):
+    """unique/* arrays and the LER from the assignment results."""
+    n_gb, n_u = group["gb/id"].shape[0], len(rows)
+    counts = np.zeros((n_gb, n_u), np.int64)
+    for r in results:
+        np.add.at(counts, (r["pairs"][0], r["pairs"][1]), r["counts"])
+    best = max(r["best_fcc"] for r in results if r["best_fcc"] is not None)
+    source = rows.copy()
+    source[0] = best[1]  # the fcc seed resolves to the most fcc-like real row
+    write_array(out, "unique/soap", vectors.astype(np.float32), ["unique", "feature"])
+    write_array(out, "unique/source", source.astype(np.int64), ["unique"])
+    write_array(out, "unique/gb", group["lae/gb"].get_orthogonal_selection(source), ["unique"])
+    write_array(out, "unique/atom", group["lae/atom"].get_orthogonal_selection(source), ["unique"])
+    write_array(out, "unique/count", counts.sum(axis=0), ["unique"])
+    write_array(out, "ler", ler_matrix(counts), ["gb", "unique"])
+    out.attrs.update({"eps": eps, "seed": "perfect fcc (leader 0)", "seed_source_similarity": best[0]})

@@ -1,0 +1,112 @@
+"""The select + SOAP + ASR stages: store contents, the schema, and the real-data checks."""
+
+import lzma
+
+import ase.io
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from dscribe.descriptors import SOAP
+
+from conftest import array_digests, make_job, olmsted_dump
+from gbdist.errors import StoreError
+from gbdist.io import read_structure
+from gbdist.job import run_job
+from gbdist.select import select_gb_region
+from gbdist.soap import SoapParams, soap_rows
+
+
+def test_toy_store_rows_match_direct_soap(tmp_path, toy_dumps, scheduler_address):
+    store = tmp_path / "toy.zarr"
+    report = run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64))
+    assert not report.failures
+    g = zarr.open_group(str(store), mode="r")
+    offsets = g["gb/offset"][:]
+    assert report.soap.chunks_computed == g["progress/soap"].shape[0] > len(toy_dumps)  # GBs straddle chunks
+    for i, path in enumerate(toy_dumps):
+        s = read_structure(path)
+        sel = select_gb_region(s)
+        rows = slice(offsets[i], offsets[i + 1])
+        assert g["gb/id"][i] == path.name.split(".")[0]
+        np.testing.assert_array_equal(g["lae/atom"][rows], s.ids[sel.centres])
+        np.testing.assert_array_equal(g["lae/gb"][rows], i)
+        direct, _ = soap_rows(s, sel.centres, SoapParams(crop=False), ["Ni"], 0)
+        raw = g["soap"][rows] * g["lae/soap_norm"][rows][:, None]
+        np.testing.assert_allclose(raw, direct, rtol=1e-5, atol=1e-5 * np.abs(direct).max())
+        np.testing.assert_allclose(np.linalg.norm(g["soap"][rows], axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(g["asr"][i], g["soap"][rows].mean(0), atol=1e-6)
+
+
+def test_rerun_computes_nothing_and_changes_nothing(tmp_path, toy_dumps, scheduler_address):
+    store = tmp_path / "toy.zarr"
+    job = make_job(store, toy_dumps, scheduler_address, chunk_rows=64)
+    run_job(job)
+    before = array_digests(store)
+    again = run_job(job)
+    assert again.soap.chunks_computed == 0 and again.skipped == ["soap", "asr"]
+    assert array_digests(store) == before
+
+
+def test_store_refuses_other_inputs_or_parameters(tmp_path, toy_dumps, scheduler_address):
+    store = tmp_path / "toy.zarr"
+    run_job(make_job(store, toy_dumps[:2], scheduler_address, chunk_rows=64))
+    with pytest.raises(StoreError, match="other input files"):
+        run_job(make_job(store, toy_dumps[:3], scheduler_address, chunk_rows=64))
+    with pytest.raises(StoreError, match="other read/select/SOAP parameters"):
+        run_job(make_job(store, toy_dumps[:2], scheduler_address, chunk_rows=64, soap={"n_max": 4}))
+
+
+def test_store_of_another_schema_version_is_refused(tmp_path, toy_dumps, scheduler_address):
+    store = tmp_path / "old.zarr"
+    zarr.open_group(str(store), mode="w").attrs["schema_version"] = 0
+    with pytest.raises(StoreError, match="schema version 0"):
+        run_job(make_job(store, toy_dumps, scheduler_address))
+
+
+def test_bad_files_are_reported_and_the_others_finish(tmp_path, toy_dumps, scheduler_address):
+    empty = tmp_path / "empty.dump"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "noise.dump"
+    garbage.write_bytes(b"ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n5\n")
+    report = run_job(make_job(tmp_path / "s.zarr", [*toy_dumps, empty, garbage], scheduler_address))
+    errors = sorted(f["error"] for f in report.failures)
+    assert len(errors) == 2
+    assert errors[0].startswith("empty.dump: empty file")
+    assert errors[1].startswith("noise.dump: truncated dump")
+    g = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")
+    assert g["gb/id"].shape == (len(toy_dumps),) and g["asr"].shape[0] == len(toy_dumps)
+
+
+def _direct_unit_soap(path):
+    """Independent path: ASE's reader, the rule in numpy, dscribe on the whole structure."""
+    atoms = ase.io.read(lzma.open(path, "rt"), format="lammps-dump-text")
+    typ, cna = atoms.arrays["type"], atoms.arrays["c_cna"]
+    atoms.set_chemical_symbols(["Ni"] * len(atoms))
+    x = atoms.positions[:, 0]
+    core = (cna != 1) & (typ != 4) & (typ != 5)
+    centres = np.flatnonzero((x >= x[core].min() - 5) & (x <= x[core].max() + 5))
+    soap = SOAP(species=["Ni"], r_cut=5.0, n_max=12, l_max=12, sigma=0.5, periodic=True, dtype="float32")
+    rows = soap.create(atoms, centers=centres.tolist()).astype(np.float64)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.mark.olmsted
+def test_olmsted_p1_to_p12(tmp_path, scheduler_address):
+    paths = [olmsted_dump(n) for n in range(1, 13)]
+    store = tmp_path / "olmsted12.zarr"
+    report = run_job(make_job(store, paths, scheduler_address))
+    assert not report.failures
+    g = zarr.open_group(str(store), mode="r")
+    offsets = g["gb/offset"][:]
+    assert offsets[1] - offsets[0] == 1188, "GB 1 has exactly 1188 LAEs"
+    assert g["soap"].shape[1] == 1014
+    assert list(g["gb/id"][:]) == [f"ni.p{n}" for n in range(1, 13)]
+    for i, path in enumerate(paths):
+        direct = _direct_unit_soap(path)
+        assert len(direct) == offsets[i + 1] - offsets[i]
+        np.testing.assert_allclose(g["asr"][i], direct.mean(0), rtol=1e-5, atol=1e-6)
+    ds = xr.open_zarr(str(store), consolidated=False)
+    assert ds["soap"].dims == ("lae", "feature") and ds.sizes["gb"] == 12
+    gb = xr.open_zarr(str(store), group="gb", consolidated=False)
+    assert int(gb["offset"][-1]) == ds.sizes["lae"]
