@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -42,6 +43,8 @@ def _print_summary(report) -> None:
                                              f"÷ wall × {soap.worker_threads} worker threads)")
     if report.asr_wall_s:
         table.add_row("ASR wall", f"{report.asr_wall_s:.1f} s")
+    if report.lae:
+        _lae_rows(table, report.lae)
     if report.skipped:
         table.add_row("not run", ", ".join(report.skipped) + (" (already done)" if report.soap and not report.failures else ""))
     table.add_row("total wall", f"{report.wall_s:.1f} s")
@@ -49,6 +52,11 @@ def _print_summary(report) -> None:
     console.print(table)
     for f in report.failures:
         console.print(f"[red]failed[/red] {f['error']}")
+
+
+def _lae_rows(table, lae) -> None:
+    table.add_row("unique LAEs", f"{lae.n_unique} at eps {lae.eps} ({lae.n_orphan_leaders} from the orphan pass)")
+    table.add_row("LAE wall", f"{lae.wall_s:.1f} s; peak RSS {lae.peak_rss_gib:.2f} GiB (driver + workers)")
 
 
 def _run(job) -> None:
@@ -109,12 +117,65 @@ def soap(
             store=store, inputs=inputs, read={"element": element},
             select={"pad": pad, "normal": normal},
             soap={"r_cut": r_cut, "n_max": n_max, "l_max": l_max, "sigma": sigma},
-            chunk_rows=chunk_rows, cluster=ClusterConfig(**cluster),
+            chunk_rows=chunk_rows, cluster=ClusterConfig(**cluster), stages=["soap", "asr"],
         )
     except ValidationError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
     _run(job)
+
+
+def _parse_sweep(text: str) -> list[float]:
+    try:
+        lo, hi, step = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise typer.BadParameter("--sweep takes START:STOP:STEP, e.g. 0.01:0.08:0.005") from None
+    if not (0 < lo < hi and step > 0):
+        raise typer.BadParameter("--sweep needs 0 < START < STOP and STEP > 0")
+    return [round(v, 6) for v in np.arange(lo, hi + step / 2, step)]
+
+
+@app.command()
+def lae(
+    store: str = typer.Option(..., "--store", help="store with a finished soap stage"),
+    eps: float = typer.Option(0.032, help="SOAP distance threshold for unique LAEs"),
+    sweep: Optional[str] = typer.Option(None, help="START:STOP:STEP: count unique LAEs per eps, save a PNG"),
+    out: Path = typer.Option(Path("lae-sweep.png"), help="PNG of the sweep"),
+    workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
+    scheduler: Optional[str] = typer.Option(None, help="address of a running Dask scheduler"),
+    partitions: Optional[int] = typer.Option(None, help="discovery partitions (default: 2 per worker thread)"),
+    verbose: bool = typer.Option(True, help="log progress"),
+) -> None:
+    """Find the unique local atomic environments, label every LAE and write the LER."""
+    import time
+
+    from gbdist.cluster import ClusterConfig, dask_client
+    from gbdist.stages.lae import run_lae_stage, run_lae_sweep
+
+    _setup_logging(verbose)
+    cluster = ClusterConfig(**({"scheduler": scheduler} | ({"workers": workers} if workers else {})))
+    t0 = time.perf_counter()
+    try:
+        with dask_client(cluster) as client:
+            if sweep:
+                eps_values = _parse_sweep(sweep)
+                counts, best = run_lae_sweep(client, store, eps_values, out, partitions=partitions)
+                table = Table("eps", "unique LAEs", title=f"unique LAEs against eps ({store})")
+                for e, n in zip(eps_values, counts):
+                    table.add_row(f"{e:.4f}" + ("  ← knee" if e == best else ""), str(n))
+                console.print(table)
+                console.print(f"knee of the curve: eps = {best:.4f}; curve saved to {out}")
+                return
+            report = run_lae_stage(client, store, eps, partitions=partitions)
+    except GbdistError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    table = Table(title=f"gbdist lae: {store}", show_header=False)
+    table.add_row("rows", str(report.n_rows))
+    _lae_rows(table, report)
+    table.add_row("results in", report.group)
+    table.add_row("total wall", f"{time.perf_counter() - t0:.1f} s")
+    console.print(table)
 
 
 def main() -> None:  # pragma: no cover

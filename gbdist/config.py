@@ -16,7 +16,15 @@ from gbdist.select import SelectParams
 from gbdist.soap import SoapParams
 from gbdist.stages.soap import SoapStageParams
 
-STAGES = ("soap", "asr")
+STAGES = ("soap", "asr", "lae")
+
+
+class LaeParams(BaseModel):
+    """Unique-LAE discovery: SOAP distance threshold and discovery partitions (default 2 per worker thread)."""
+
+    model_config = ConfigDict(extra="forbid")
+    eps: float = Field(0.032, gt=0, lt=2)
+    partitions: int | None = Field(None, ge=1)
 
 
 class JobConfig(BaseModel):
@@ -30,8 +38,9 @@ class JobConfig(BaseModel):
     select: SelectParams = SelectParams()
     soap: SoapParams = SoapParams()
     chunk_rows: int = Field(4096, ge=16)
+    lae: LaeParams = LaeParams()
     cluster: ClusterConfig = ClusterConfig()
-    stages: list[Literal["soap", "asr"]] = list(STAGES)
+    stages: list[Literal["soap", "asr", "lae"]] = list(STAGES)
 
     def stage_params(self) -> SoapStageParams:
         return SoapStageParams(read=self.read, select=self.select, soap=self.soap, chunk_rows=self.chunk_rows)

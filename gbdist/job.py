@@ -11,6 +11,7 @@ from gbdist.config import JobConfig
 from gbdist.inputs import describe_inputs
 from gbdist.io import expand_inputs
 from gbdist.stages.asr import run_asr_stage
+from gbdist.stages.lae import LaeReport, lae_done, run_lae_stage
 from gbdist.stages.soap import SoapReport, check_same_job, run_soap_stage
 from gbdist.store import open_store, stage_done
 
@@ -24,6 +25,7 @@ class JobReport:
     store: str
     soap: SoapReport | None = None
     asr_wall_s: float = 0.0
+    lae: LaeReport | None = None
     wall_s: float = 0.0
     skipped: list[str] = field(default_factory=list)
 
@@ -57,6 +59,14 @@ def run_job(job: JobConfig) -> JobReport:
                 report.asr_wall_s = run_asr_stage(client, job.store, job.storage_options)
             else:
                 report.skipped.append("asr (soap incomplete)")
+        if "lae" in job.stages:
+            group = open_store(job.store, mode="r", storage_options=job.storage_options)
+            if not stage_done(group, "soap"):
+                report.skipped.append("lae (soap incomplete)")
+            elif lae_done(group, job.lae.eps):
+                report.skipped.append(f"lae eps={job.lae.eps}")
+            else:
+                report.lae = run_lae_stage(client, job.store, job.lae.eps, job.storage_options, job.lae.partitions)
     report.wall_s = time.perf_counter() - t0
     return report
 
@@ -67,4 +77,4 @@ def _all_done(job: JobConfig) -> bool:
         group = open_store(job.store, mode="r", storage_options=job.storage_options)
     except Exception:  # no store yet (or unreadable): the stages will say why
         return False
-    return all(stage_done(group, s) for s in job.stages)
+    return all(lae_done(group, job.lae.eps) if s == "lae" else stage_done(group, s) for s in job.stages)

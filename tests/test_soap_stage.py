@@ -44,7 +44,7 @@ def test_rerun_computes_nothing_and_changes_nothing(tmp_path, toy_dumps, schedul
     run_job(job)
     before = array_digests(store)
     again = run_job(job)
-    assert again.soap.chunks_computed == 0 and again.skipped == ["soap", "asr"]
+    assert again.soap.chunks_computed == 0 and again.skipped == ["soap", "asr", "lae"]
     assert array_digests(store) == before
 
 

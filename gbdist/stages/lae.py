@@ -35,6 +35,11 @@ def lae_group_name(eps: float) -> str:
     return f"lae_eps_{eps:.4f}"
 
 
+def lae_done(group: zarr.Group, eps: float) -> bool:
+    """True once the unique LAEs at ``eps`` are stored."""
+    return bool(group.attrs.get("lae_runs", {}).get(f"{eps:.4f}", {}).get("done"))
+
+
 @dataclass
 class LaeReport:
     eps: float
@@ -43,10 +48,11 @@ class LaeReport:
     n_orphan_leaders: int
     wall_s: float
     group: str
+    peak_rss_gib: float = 0.0
 
 
-def _chunk_rows(store, storage_options, k) -> tuple[int, np.ndarray]:
-    group = zarr.open_group(store, mode="r", storage_options=storage_options)
+def _chunk_rows(group: zarr.Group, k: int) -> tuple[int, np.ndarray]:
+    """(first row, rows) of soap chunk k."""
     soap = group["soap"]
     start = k * soap.chunks[0]
     return start, soap[start:start + soap.chunks[0]]
@@ -56,8 +62,9 @@ def discover_partition(chunks: list[int], store: str, storage_options, eps_value
                        seed: np.ndarray) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     """Worker task: leaders of one partition for each eps: {eps: (global rows, vectors)}."""
     found = {eps: ([], []) for eps in eps_values}
+    group = zarr.open_group(store, mode="r", storage_options=storage_options)
     for k in chunks:
-        start, rows = _chunk_rows(store, storage_options, k)
+        start, rows = _chunk_rows(group, k)
         for eps in eps_values:
             idx, vecs = found[eps]
             prior = np.vstack([seed[None, :], *vecs]) if vecs else seed[None, :]
@@ -74,7 +81,7 @@ def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.nd
                  write: bool) -> dict:
     """Worker task: label chunk k's rows; return per-GB counts, orphans and the best fcc row."""
     group = zarr.open_group(store, mode="r+" if write else "r", storage_options=storage_options)
-    start, rows = _chunk_rows(store, storage_options, k)
+    start, rows = _chunk_rows(group, k)
     labels, sims = assign_to_leaders(rows, leaders)
     if write:
         out = group[lae_group_name(eps)]
@@ -143,6 +150,7 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     from gbdist.cluster import n_worker_threads
 
     t0 = time.perf_counter()
+    client.run(_reset_peak_rss)
     partitions = partitions or 2 * n_worker_threads(client)
     rows, vectors = discover_leaders(client, store, storage_options, [eps], partitions)[eps]
     group = open_store(store, mode="a", storage_options=storage_options)
@@ -163,7 +171,70 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     runs[f"{eps:.4f}"] = {"done": True, "n_unique": len(rows), "orphan_leaders": n_orphan,
                           "partitions": partitions, "wall_s": wall}
     group.attrs.update({"lae_runs": runs, "lae_default": f"{eps:.4f}"})
-    return LaeReport(eps, n_rows, len(rows), n_orphan, wall, lae_group_name(eps))
+    peak = _peak_rss_gib(client)
+    runs[f"{eps:.4f}"]["peak_rss_gib"] = peak
+    group.attrs["lae_runs"] = runs
+    return LaeReport(eps, n_rows, len(rows), n_orphan, wall, lae_group_name(eps), peak)
+
+
+def _reset_peak_rss() -> None:
+    """Reset the kernel's peak-RSS counter of this process (Linux), so peaks are per stage."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _rss_peak_bytes() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _peak_rss_gib(client) -> float:
+    """Peak RSS of the driver plus all workers since the last reset, GiB."""
+    workers = client.run(_rss_peak_bytes)
+    return (sum(workers.values()) + _rss_peak_bytes()) / 2**30
+
+
+def run_lae_sweep(client, store: str, eps_values: list[float], png, partitions: int | None = None):
+    """Unique-LAE count for every eps (discovery, merge and orphan pass; no labels written).
+
+    Saves the count-vs-eps curve to ``png``; returns (counts, eps at the knee).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gbdist.cluster import n_worker_threads
+    from gbdist.lae import knee
+
+    partitions = partitions or 2 * n_worker_threads(client)
+    leaders = discover_leaders(client, store, None, eps_values, partitions)
+    group = open_store(store, mode="r")
+    n_chunks = group["progress/soap"].shape[0]
+    counts = []
+    for eps in eps_values:
+        rows, vectors = leaders[eps]
+        results = _assign_all(client, store, None, eps, vectors, False, n_chunks)
+        orphans = np.concatenate([r["orphans"] for r in results])
+        rows, vectors, _ = add_orphan_leaders(group, eps, rows, vectors, orphans)
+        counts.append(len(rows))
+    best = eps_values[knee(np.asarray(eps_values), np.asarray(counts))]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.semilogy(eps_values, counts, "o-")
+    ax.axvline(best, color="grey", ls="--", label=f"knee eps = {best:.4f}")
+    ax.set_xlabel("eps (SOAP distance)")
+    ax.set_ylabel("unique LAEs")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return counts, best
 
 
 def _write_unique(group, out, eps, rows, vectors, results):

@@ -1,0 +1,128 @@
+"""Unique LAEs: the greedy leader rule, FAISS assignment, the distributed merge, the LER."""
+
+import numpy as np
+import pytest
+import zarr
+
+from conftest import make_job
+from gbdist.job import run_job
+from gbdist.lae import assign_to_leaders, greedy_leaders, knee, ler_matrix, similarity_threshold
+from gbdist.stages.lae import lae_group_name, run_lae_stage
+
+
+def _unit(x):
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _clusters(n_clusters=6, per=40, d=64, spread=0.005, seed=0):
+    """Rows around n well-separated unit centres, shuffled; returns (rows, cluster of each row, centres)."""
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.normal(size=(n_clusters, d)))
+    member = rng.permutation(np.repeat(np.arange(n_clusters), per))
+    rows = _unit(centres[member] + rng.normal(scale=spread, size=(len(member), d)))
+    return rows, member, centres
+
+
+def test_distance_threshold():
+    a, b = _unit(np.array([[1.0, 0.0], [1.0, 0.1]]))
+    d = np.sqrt(2 - 2 * a @ b)
+    assert (a @ b >= similarity_threshold(d + 1e-4)) and (a @ b < similarity_threshold(d - 1e-4))
+
+
+def test_known_clusters_are_recovered():
+    rows, member, centres = _clusters()
+    eps = 0.1
+    seed = centres[:1]  # cluster 0 is the seed ('perfect fcc')
+    leaders = greedy_leaders(rows, eps, seed)
+    assert len(leaders) == len(centres) - 1
+    firsts = sorted(int(np.flatnonzero(member == c)[0]) for c in range(1, len(centres)))
+    assert leaders.tolist() == firsts, "each cluster's first row leads it"
+    labels, _ = assign_to_leaders(rows, np.vstack([seed, rows[leaders]]))
+    leader_cluster = np.concatenate([[0], member[leaders]])
+    np.testing.assert_array_equal(leader_cluster[labels], member)
+
+
+@pytest.mark.parametrize("batch", [7, 64, 10_000])
+def test_no_row_within_eps_of_a_leader_becomes_a_leader(batch):
+    rng = np.random.default_rng(1)
+    rows = _unit(rng.normal(size=(500, 8)) + 3.0)  # a continuum, not clusters
+    eps = 0.15
+    seed = rows[:1] * 0 + _unit(np.ones((1, 8)))
+    leaders = greedy_leaders(rows, eps, seed, batch=batch)
+    thr = similarity_threshold(eps)
+    vecs = np.vstack([seed, rows[leaders]])
+    sims = vecs @ vecs.T
+    np.fill_diagonal(sims, -1)
+    assert sims.max() < thr, "leaders are pairwise farther than eps"
+    _, best = assign_to_leaders(rows, vecs)
+    assert best.min() >= thr - 1e-6, "every row lies within eps of a leader"
+    for j, r in enumerate(leaders):  # and the greedy order: no leader within eps of an earlier one
+        assert (vecs[: j + 1] @ rows[r]).max() < thr
+    assert leaders.tolist() == greedy_leaders(rows, eps, seed, batch=3).tolist(), "batching does not matter"
+
+
+def test_ler_rows_sum_to_one():
+    counts = np.array([[3, 1, 0], [0, 0, 5]])
+    ler = ler_matrix(counts)
+    np.testing.assert_allclose(ler.sum(1), 1, atol=1e-6)
+    np.testing.assert_allclose(ler[0], [0.75, 0.25, 0])
+
+
+def test_knee_of_a_bent_curve():
+    eps = np.linspace(0.01, 0.08, 15)
+    counts = np.where(eps < 0.03, 10_000 * np.exp(-200 * (eps - 0.01)), 183 * np.exp(-5 * (eps - 0.03)))
+    assert 0.025 <= eps[knee(eps, counts)] <= 0.035
+
+
+def _clustered_store(path, n_gb=5):
+    """A store whose soap rows are constructed clusters (cluster 0 = a stand-in for fcc)."""
+    rows, member, centres = _clusters(n_clusters=8, per=60, d=32, seed=3)
+    g = zarr.open_group(str(path), mode="w")
+    n = len(rows)
+    offsets = np.linspace(0, n, n_gb + 1).astype(np.int64)
+    g.attrs.update({"schema_version": 1, "species": ["Ni"], "stages": {"soap": {"done": True}}})
+    g.create_array("soap", data=rows, chunks=(50, rows.shape[1]), dimension_names=["lae", "feature"])
+    g.create_array("progress/soap", data=np.ones(-(-n // 50), np.uint8), chunks=(1,))
+    g.create_array("gb/offset", data=offsets, chunks=(n_gb + 1,))
+    g.create_array("gb/id", data=np.array([f"g{i}" for i in range(n_gb)]), dtype=str, chunks=(n_gb,))
+    g.create_array("lae/gb", data=np.repeat(np.arange(n_gb, dtype=np.int32), np.diff(offsets)), chunks=(50,))
+    g.create_array("lae/atom", data=np.arange(n, dtype=np.int64) + 100, chunks=(50,))
+    return rows, member, centres
+
+
+def test_distributed_merge_matches_one_partition(tmp_path, scheduler_address, monkeypatch):
+    from distributed import Client
+
+    import gbdist.stages.lae as stage
+
+    rows, member, centres = _clustered_store(tmp_path / "c.zarr")
+    monkeypatch.setattr(stage, "_seed", lambda group: centres[0])
+    labels = {}
+    with Client(scheduler_address) as client:
+        for parts in (1, 4):
+            report = run_lae_stage(client, str(tmp_path / "c.zarr"), eps=0.1, partitions=parts)
+            assert report.n_unique == 8 and report.n_orphan_leaders == 0
+            labels[parts] = zarr.open_group(str(tmp_path / "c.zarr"))[f"{lae_group_name(0.1)}/label"][:]
+    np.testing.assert_array_equal(labels[1], labels[4])
+    out = zarr.open_group(str(tmp_path / "c.zarr"))[lae_group_name(0.1)]
+    leader_cluster = member[out["unique/source"][:]]
+    np.testing.assert_array_equal(leader_cluster[labels[4]], member)
+    np.testing.assert_allclose(out["ler"][:].sum(1), 1, atol=1e-6)
+    assert out["unique/count"][:].sum() == len(rows)
+
+
+def test_lae_stage_on_a_toy_store(tmp_path, toy_dumps, scheduler_address):
+    store = tmp_path / "toy.zarr"
+    report = run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, lae={"eps": 0.05}))
+    assert report.lae is not None and report.lae.n_unique >= 2
+    g = zarr.open_group(str(store), mode="r")
+    out = g[lae_group_name(0.05)]
+    labels = out["label"][:]
+    assert labels.min() >= 0 and labels.max() == report.lae.n_unique - 1
+    assert out["similarity"][:].min() >= similarity_threshold(0.05) - 1e-6, "every row within eps of its leader"
+    np.testing.assert_allclose(out["ler"][:].sum(1), 1, atol=1e-6)
+    src = out["unique/source"][:]
+    np.testing.assert_array_equal(out["unique/atom"][:], g["lae/atom"][:][src])
+    np.testing.assert_array_equal(out["unique/gb"][:], g["lae/gb"][:][src])
+    again = run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, lae={"eps": 0.05}))
+    assert again.lae is None and "lae" in again.skipped
