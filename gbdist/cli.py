@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -59,14 +60,23 @@ def _lae_rows(table, lae) -> None:
     table.add_row("LAE wall", f"{lae.wall_s:.1f} s; peak RSS {lae.peak_rss_gib:.2f} GiB (driver + workers)")
 
 
+@contextmanager
+def _user_errors():
+    """Turn errors a user can act on (bad input, store, job file) into a message and exit code 2."""
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except (GbdistError, ValidationError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+
+
 def _run(job) -> None:
     from gbdist.job import run_job
 
-    try:
+    with _user_errors():
         report = run_job(job)
-    except GbdistError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
     _print_summary(report)
     if report.failures:
         console.print(f"[red]{len(report.failures)} failure(s)[/red]; the other structures finished.")
@@ -80,11 +90,8 @@ def run(job_file: Path = typer.Argument(..., help="job file (YAML)"),
     from gbdist.config import load_job
 
     _setup_logging(verbose)
-    try:
+    with _user_errors():
         job = load_job(job_file)
-    except GbdistError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
     _run(job)
 
 
@@ -105,23 +112,18 @@ def soap(
     verbose: bool = typer.Option(True, help="log progress"),
 ) -> None:
     """Select the GB atoms of INPUTS, compute their SOAP vectors into the store, then the ASR."""
-    from pydantic import ValidationError
-
     from gbdist.cluster import ClusterConfig
     from gbdist.config import JobConfig
 
     _setup_logging(verbose)
     cluster = {"scheduler": scheduler} | ({"workers": workers} if workers else {})
-    try:
+    with _user_errors():
         job = JobConfig(
             store=store, inputs=inputs, read={"element": element},
             select={"pad": pad, "normal": normal},
             soap={"r_cut": r_cut, "n_max": n_max, "l_max": l_max, "sigma": sigma},
             chunk_rows=chunk_rows, cluster=ClusterConfig(**cluster), stages=["soap", "asr"],
         )
-    except ValidationError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
     _run(job)
 
 
@@ -155,21 +157,19 @@ def lae(
     _setup_logging(verbose)
     cluster = ClusterConfig(**({"scheduler": scheduler} | ({"workers": workers} if workers else {})))
     t0 = time.perf_counter()
-    try:
-        with dask_client(cluster) as client:
-            if sweep:
-                eps_values = _parse_sweep(sweep)
-                counts, best = run_lae_sweep(client, store, eps_values, out, partitions=partitions)
-                table = Table("eps", "unique LAEs", title=f"unique LAEs against eps ({store})")
-                for e, n in zip(eps_values, counts):
-                    table.add_row(f"{e:.4f}" + ("  ← knee" if e == best else ""), str(n))
-                console.print(table)
-                console.print(f"knee of the curve: eps = {best:.4f}; curve saved to {out}")
-                return
+    with _user_errors(), dask_client(cluster) as client:
+        if sweep:
+            eps_values = _parse_sweep(sweep)
+            counts, best = run_lae_sweep(client, store, eps_values, out, partitions=partitions)
+        else:
             report = run_lae_stage(client, store, eps, partitions=partitions)
-    except GbdistError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+    if sweep:
+        table = Table("eps", "unique LAEs", title=f"unique LAEs against eps ({store})")
+        for e, n in zip(eps_values, counts):
+            table.add_row(f"{e:.4f}" + ("  ← knee" if e == best else ""), str(n))
+        console.print(table)
+        console.print(f"knee of the curve: eps = {best:.4f}; curve saved to {out}")
+        return
     table = Table(title=f"gbdist lae: {store}", show_header=False)
     table.add_row("rows", str(report.n_rows))
     _lae_rows(table, report)

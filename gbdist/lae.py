@@ -25,7 +25,7 @@ def _index(vectors: np.ndarray) -> faiss.IndexFlatIP:
     return index
 
 
-def greedy_leaders(rows: np.ndarray, eps: float, seed: np.ndarray, batch: int = 8192) -> np.ndarray:
+def greedy_leaders(rows: np.ndarray, eps: float, seed: np.ndarray, batch: int = 2048) -> np.ndarray:
     """Rows that become leaders, in order, when ``rows`` are scanned after the ``seed`` leaders.
 
     Parameters
@@ -33,6 +33,8 @@ def greedy_leaders(rows: np.ndarray, eps: float, seed: np.ndarray, batch: int = 
     rows : (n, d) float32 unit vectors.
     eps : SOAP distance below which a row is covered by a leader.
     seed : (k, d) leaders already in place (e.g. perfect fcc).
+    batch : rows per block: FAISS screens a block against the leaders so far, then the
+        rows it leaves open are scanned in order through their Gram matrix.
 
     Returns
     -------
@@ -48,12 +50,18 @@ def greedy_leaders(rows: np.ndarray, eps: float, seed: np.ndarray, batch: int = 
             open_rows = np.flatnonzero(best[:, 0] < thr)
         else:
             open_rows = np.arange(len(block))
-        while len(open_rows):  # greedy within the block, in row order
-            lead = open_rows[0]
-            new.append(start + int(lead))
-            index.add(block[lead:lead + 1])
-            sims = block[open_rows[1:]] @ block[lead]
-            open_rows = open_rows[1:][sims < thr]
+        if not len(open_rows):
+            continue
+        candidates = block[open_rows]
+        gram = candidates @ candidates.T
+        alive = np.ones(len(open_rows), bool)
+        chosen = []
+        for i in range(len(open_rows)):  # greedy within the block, in row order
+            if alive[i]:
+                chosen.append(i)
+                alive &= gram[i] < thr
+        new.extend(start + int(open_rows[i]) for i in chosen)
+        index.add(candidates[chosen])
     return np.asarray(new, dtype=np.int64)
 
 

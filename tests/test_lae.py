@@ -8,6 +8,7 @@ from conftest import make_job
 from gbdist.job import run_job
 from gbdist.lae import assign_to_leaders, greedy_leaders, knee, ler_matrix, similarity_threshold
 from gbdist.stages.lae import lae_group_name, run_lae_stage
+from gbdist.store import write_array
 
 
 def _unit(x):
@@ -84,7 +85,7 @@ def _clustered_store(path, n_gb=5):
     g.create_array("soap", data=rows, chunks=(50, rows.shape[1]), dimension_names=["lae", "feature"])
     g.create_array("progress/soap", data=np.ones(-(-n // 50), np.uint8), chunks=(1,))
     g.create_array("gb/offset", data=offsets, chunks=(n_gb + 1,))
-    g.create_array("gb/id", data=np.array([f"g{i}" for i in range(n_gb)]), dtype=str, chunks=(n_gb,))
+    write_array(g, "gb/id", np.array([f"g{i}" for i in range(n_gb)]), ["gb"])
     g.create_array("lae/gb", data=np.repeat(np.arange(n_gb, dtype=np.int32), np.diff(offsets)), chunks=(50,))
     g.create_array("lae/atom", data=np.arange(n, dtype=np.int64) + 100, chunks=(50,))
     return rows, member, centres

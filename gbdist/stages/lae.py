@@ -139,7 +139,7 @@ def add_orphan_leaders(group, eps, rows, vectors, orphans):
     if not len(orphans):
         return rows, vectors, 0
     orphans = np.sort(orphans)
-    orphan_vecs = np.vstack([group["soap"][int(r)] for r in orphans])
+    orphan_vecs = group["soap"].get_orthogonal_selection((orphans, slice(None)))  # each chunk read once
     new = greedy_leaders(orphan_vecs, eps, vectors)
     return np.concatenate([rows, orphans[new]]), np.vstack([vectors, orphan_vecs[new]]), len(new)
 
@@ -200,7 +200,8 @@ def _peak_rss_gib(client) -> float:
     return (sum(workers.values()) + _rss_peak_bytes()) / 2**30
 
 
-def run_lae_sweep(client, store: str, eps_values: list[float], png, partitions: int | None = None):
+def run_lae_sweep(client, store: str, eps_values: list[float], png, partitions: int | None = None,
+                  storage_options: dict | None = None):
     """Unique-LAE count for every eps (discovery, merge and orphan pass; no labels written).
 
     Saves the count-vs-eps curve to ``png``; returns (counts, eps at the knee).
@@ -214,13 +215,13 @@ def run_lae_sweep(client, store: str, eps_values: list[float], png, partitions: 
     from gbdist.lae import knee
 
     partitions = partitions or 2 * n_worker_threads(client)
-    leaders = discover_leaders(client, store, None, eps_values, partitions)
-    group = open_store(store, mode="r")
+    leaders = discover_leaders(client, store, storage_options, eps_values, partitions)
+    group = open_store(store, mode="r", storage_options=storage_options)
     n_chunks = group["progress/soap"].shape[0]
     counts = []
     for eps in eps_values:
         rows, vectors = leaders[eps]
-        results = _assign_all(client, store, None, eps, vectors, False, n_chunks)
+        results = _assign_all(client, store, storage_options, eps, vectors, False, n_chunks)
         orphans = np.concatenate([r["orphans"] for r in results])
         rows, vectors, _ = add_orphan_leaders(group, eps, rows, vectors, orphans)
         counts.append(len(rows))
