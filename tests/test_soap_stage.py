@@ -106,6 +106,15 @@ def test_olmsted_p1_to_p12(tmp_path, scheduler_address):
         direct = _direct_unit_soap(path)
         assert len(direct) == offsets[i + 1] - offsets[i]
         np.testing.assert_allclose(g["asr"][i], direct.mean(0), rtol=1e-5, atol=1e-6)
+    lae = g["lae_eps_0.0320"]
+    np.testing.assert_allclose(lae["ler"][:].sum(axis=1), 1.0, atol=1e-6)
+    assert lae["label"][:].min() >= 0 and lae["unique/count"][:].sum() == offsets[-1]
+    for u, (gb, atom, row) in enumerate(zip(lae["unique/gb"][:], lae["unique/atom"][:], lae["unique/source"][:])):
+        structure = read_structure(paths[gb])
+        assert atom in structure.ids, f"unique LAE {u}: atom {atom} is not in {paths[gb].name}"
+        assert offsets[gb] <= row < offsets[gb + 1]
+        if u > 0:  # leaders other than the fcc seed are the very row they came from
+            np.testing.assert_array_equal(lae["unique/soap"][u], g["soap"][row])
     ds = xr.open_zarr(str(store), consolidated=False)
     assert ds["soap"].dims == ("lae", "feature") and ds.sizes["gb"] == 12
     gb = xr.open_zarr(str(store), group="gb", consolidated=False)
