@@ -154,6 +154,9 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     partitions = partitions or 2 * n_worker_threads(client)
     rows, vectors = discover_leaders(client, store, storage_options, [eps], partitions)[eps]
     group = open_store(store, mode="a", storage_options=storage_options)
+    key = f"{eps:.4f}"
+    runs = {k: v for k, v in group.attrs.get("lae_runs", {}).items() if k != key}
+    group.attrs["lae_runs"] = runs  # not done while its arrays are rewritten
     n_rows, n_chunks = group["soap"].shape[0], group["progress/soap"].shape[0]
     chunk = group["soap"].chunks[0]
     out = group.require_group(lae_group_name(eps))
@@ -167,13 +170,10 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
         results = _assign_all(client, store, storage_options, eps, vectors, True, n_chunks)
     _write_unique(group, out, eps, rows, vectors, results)
     wall = time.perf_counter() - t0
-    runs = dict(group.attrs.get("lae_runs", {}))
-    runs[f"{eps:.4f}"] = {"done": True, "n_unique": len(rows), "orphan_leaders": n_orphan,
-                          "partitions": partitions, "wall_s": wall}
-    group.attrs.update({"lae_runs": runs, "lae_default": f"{eps:.4f}"})
     peak = _peak_rss_gib(client)
-    runs[f"{eps:.4f}"]["peak_rss_gib"] = peak
-    group.attrs["lae_runs"] = runs
+    runs[key] = {"done": True, "n_unique": len(rows), "orphan_leaders": n_orphan,
+                 "partitions": partitions, "wall_s": wall, "peak_rss_gib": peak}
+    group.attrs.update({"lae_runs": runs, "lae_default": key})  # last, after the data
     return LaeReport(eps, n_rows, len(rows), n_orphan, wall, lae_group_name(eps), peak)
 
 
