@@ -60,6 +60,13 @@ def _lae_rows(table, lae) -> None:
     table.add_row("LAE wall", f"{lae.wall_s:.1f} s; peak RSS {lae.peak_rss_gib:.2f} GiB (driver + workers)")
 
 
+def _cluster_config(workers, scheduler):
+    """ClusterConfig from the --workers / --scheduler options (defaults where not given)."""
+    from gbdist.cluster import ClusterConfig
+
+    return ClusterConfig(**({"scheduler": scheduler} | ({"workers": workers} if workers else {})))
+
+
 @contextmanager
 def _user_errors():
     """Turn errors a user can act on (bad input, store, job file) into a message and exit code 2."""
@@ -112,17 +119,15 @@ def soap(
     verbose: bool = typer.Option(True, help="log progress"),
 ) -> None:
     """Select the GB atoms of INPUTS, compute their SOAP vectors into the store, then the ASR."""
-    from gbdist.cluster import ClusterConfig
     from gbdist.config import JobConfig
 
     _setup_logging(verbose)
-    cluster = {"scheduler": scheduler} | ({"workers": workers} if workers else {})
     with _user_errors():
         job = JobConfig(
             store=store, inputs=inputs, read={"element": element},
             select={"pad": pad, "normal": normal},
             soap={"r_cut": r_cut, "n_max": n_max, "l_max": l_max, "sigma": sigma},
-            chunk_rows=chunk_rows, cluster=ClusterConfig(**cluster), stages=["soap", "asr"],
+            chunk_rows=chunk_rows, cluster=_cluster_config(workers, scheduler), stages=["soap", "asr"],
         )
     _run(job)
 
@@ -151,11 +156,11 @@ def lae(
     """Find the unique local atomic environments, label every LAE and write the LER."""
     import time
 
-    from gbdist.cluster import ClusterConfig, dask_client
+    from gbdist.cluster import dask_client
     from gbdist.stages.lae import run_lae_stage, run_lae_sweep
 
     _setup_logging(verbose)
-    cluster = ClusterConfig(**({"scheduler": scheduler} | ({"workers": workers} if workers else {})))
+    cluster = _cluster_config(workers, scheduler)
     t0 = time.perf_counter()
     with _user_errors(), dask_client(cluster) as client:
         if sweep:

@@ -53,14 +53,13 @@ def run_job(job: JobConfig) -> JobReport:
     with dask_client(job.cluster) as client:
         if "soap" in job.stages:
             report.soap = run_soap_stage(client, job.store, inputs, job.stage_params(), job.storage_options)
+        group = open_store(job.store, mode="r", storage_options=job.storage_options)
         if "asr" in job.stages:
-            group = open_store(job.store, mode="r", storage_options=job.storage_options)
             if stage_done(group, "soap"):
                 report.asr_wall_s = run_asr_stage(client, job.store, job.storage_options)
             else:
                 report.skipped.append("asr (soap incomplete)")
         if "lae" in job.stages:
-            group = open_store(job.store, mode="r", storage_options=job.storage_options)
             if not stage_done(group, "soap"):
                 report.skipped.append("lae (soap incomplete)")
             elif lae_done(group, job.lae.eps):
