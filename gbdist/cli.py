@@ -183,6 +183,178 @@ def lae(
     console.print(table)
 
 
+def _learning_inputs(store: str, labels: str, properties: list[str] | None, eps: float | None):
+    """(gb ids, {rep: (X, names)}, properties, LER eps) for the learning commands."""
+    from gbdist.features import read_representations
+    from gbdist.labels import align_labels, load_labels
+    from gbdist.store import open_store
+
+    group = open_store(store)
+    reps = read_representations(group, eps)
+    if not reps:
+        raise GbdistError(f"{store}: no ASR or LER yet; run `gbdist run` (or soap and lae) first")
+    if eps is None and "lae_default" in group.attrs:
+        eps = float(group.attrs["lae_default"])
+    gb_ids = group["gb/id"][:]
+    return gb_ids, reps, align_labels(load_labels(labels), gb_ids, properties or None), eps
+
+
+def _model_params(class_weight: str):
+    from gbdist.learn import ModelParams
+
+    return ModelParams(class_weight=class_weight)
+
+
+_LABELS_HELP = "labels CSV (id column + property columns), or 'olmsted' for the Olmsted Table I labels"
+
+
+@app.command()
+def evaluate(
+    store: str = typer.Option(..., "--store", help="store with ASR (and LER) computed"),
+    labels: str = typer.Option(..., "--labels", help=_LABELS_HELP),
+    out: Path = typer.Option(Path("table1"), "--out", help="output folder"),
+    prop: Optional[list[str]] = typer.Option(None, "--property", help="property column(s) (default: all)"),
+    splits: int = typer.Option(50, help="random 50/50 splits"),
+    seed: int = typer.Option(0, help="seed of the splits, CV folds and boosters"),
+    eps: Optional[float] = typer.Option(None, help="LER of this eps run (default: the store's default)"),
+    class_weight: str = typer.Option("none", help="classification: none or balanced (training rows only)"),
+    workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
+    scheduler: Optional[str] = typer.Option(None, help="address of a running Dask scheduler"),
+    verbose: bool = typer.Option(True, help="log progress"),
+) -> None:
+    """The paper's Table I protocol: random 50/50 splits, tune + fit on one half, score the other."""
+    import time
+
+    from gbdist.cluster import dask_client
+    from gbdist.datasets.olmsted import PAPER_TABLE1
+    from gbdist.evaluate import run_table1
+    from gbdist.reports import write_table1
+
+    _setup_logging(verbose)
+    t0 = time.perf_counter()
+    with _user_errors():
+        gb_ids, reps, props, eps = _learning_inputs(store, labels, prop, eps)
+        model = _model_params(class_weight)
+        with dask_client(_cluster_config(workers, scheduler)) as client:
+            results = run_table1(client, {r: x for r, (x, _) in reps.items()}, props, splits, seed, model)
+        wall = time.perf_counter() - t0
+        info = {"store": store, "labels": labels, "splits": splits, "seed": seed, "ler_eps": eps,
+                "model": model.model_dump(), "wall_s": wall}
+        table = write_table1(out, results, props, gb_ids, splits, info,
+                             PAPER_TABLE1 if labels == "olmsted" else None)
+    typer.echo((out / "table1.md").read_text())
+    console.print(f"Table I in {out}/ ({splits} splits, {wall:.1f} s)")
+
+
+def _parse_fractions(text: str) -> list[float]:
+    try:
+        fractions = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter("--fractions takes comma-separated numbers, e.g. 0.1,0.3,0.5") from None
+    if not all(0 < f < 1 for f in fractions):
+        raise typer.BadParameter("--fractions must lie strictly between 0 and 1")
+    return fractions
+
+
+@app.command()
+def curve(
+    store: str = typer.Option(..., "--store", help="store with ASR (and LER) computed"),
+    labels: str = typer.Option(..., "--labels", help=_LABELS_HELP),
+    prop: str = typer.Option("energy", "--property", help="property column"),
+    out: Path = typer.Option(Path("table1"), "--out", help="output folder"),
+    fractions: str = typer.Option("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", help="training fractions"),
+    fits: int = typer.Option(25, help="random splits (refits) per fraction"),
+    seed: int = typer.Option(0, help="seed of the splits, CV folds and boosters"),
+    eps: Optional[float] = typer.Option(None, help="LER of this eps run (default: the store's default)"),
+    workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
+    scheduler: Optional[str] = typer.Option(None, help="address of a running Dask scheduler"),
+    verbose: bool = typer.Option(True, help="log progress"),
+) -> None:
+    """Learning curve (the paper's Fig. 3): held-out score against the training fraction."""
+    import time
+
+    from gbdist.cluster import dask_client
+    from gbdist.evaluate import run_learning_curve
+    from gbdist.reports import write_learning_curve
+
+    _setup_logging(verbose)
+    fraction_list = _parse_fractions(fractions)
+    t0 = time.perf_counter()
+    with _user_errors():
+        _, reps, props, _ = _learning_inputs(store, labels, [prop], eps)
+        with dask_client(_cluster_config(workers, scheduler)) as client:
+            rows = run_learning_curve(client, {r: x for r, (x, _) in reps.items()}, props[0],
+                                      fraction_list, fits, seed, _model_params("none"))
+        write_learning_curve(out, rows, prop)
+    table = Table("representation", "fraction", "training GBs", "score", title=f"learning curve: {prop}")
+    for r in rows:
+        table.add_row(r["representation"], f"{r['fraction']:.2f}", str(r["n_train"]), f"{r['mean']:.1f} ± {r['std']:.1f}")
+    console.print(table)
+    console.print(f"curve in {out}/curve_{prop}.csv and .png ({time.perf_counter() - t0:.1f} s)")
+
+
+@app.command()
+def learn(
+    store: str = typer.Option(..., "--store", help="store with ASR (and LER) computed"),
+    labels: str = typer.Option(..., "--labels", help=_LABELS_HELP),
+    out: Path = typer.Option(Path("models"), "--out", help="output folder for the models"),
+    prop: Optional[list[str]] = typer.Option(None, "--property", help="property column(s) (default: all)"),
+    seed: int = typer.Option(0, help="seed of the CV folds and boosters"),
+    eps: Optional[float] = typer.Option(None, help="LER of this eps run (default: the store's default)"),
+    class_weight: str = typer.Option("none", help="classification: none or balanced"),
+    workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
+    scheduler: Optional[str] = typer.Option(None, help="address of a running Dask scheduler"),
+    verbose: bool = typer.Option(True, help="log progress"),
+) -> None:
+    """Train one XGBoost model per property and representation on all labelled GBs (xgboost.dask)."""
+    from gbdist.cluster import dask_client
+    from gbdist.train import train_models
+
+    _setup_logging(verbose)
+    with _user_errors():
+        _, reps, props, eps = _learning_inputs(store, labels, prop, eps)
+        with dask_client(_cluster_config(workers, scheduler)) as client:
+            records = train_models(client, store, reps, props, out, eps, _model_params(class_weight), seed)
+    table = Table("property", "representation", "model", "rounds", "CV score", title=f"gbdist learn: {out}")
+    for r in records:
+        table.add_row(r["property"], r["representation"], r["model"], str(r["n_rounds"]),
+                      f"{r['cv_metric']} {r['cv_score']:.4g}")
+    console.print(table)
+
+
+@app.command()
+def explain(
+    store: str = typer.Option(..., "--store", help="store with a finished LAE run"),
+    labels: str = typer.Option(..., "--labels", help=_LABELS_HELP),
+    prop: str = typer.Option(..., "--property", help="property column"),
+    klass: Optional[int] = typer.Option(None, "--class", help="explain this class against the rest"),
+    top: int = typer.Option(10, help="how many unique LAEs to show"),
+    out: Path = typer.Option(Path("explain"), "--out", help="output folder"),
+    eps: Optional[float] = typer.Option(None, help="LAE run of this eps (default: the store's default)"),
+    seed: int = typer.Option(0, help="seed of the CV folds and booster"),
+    verbose: bool = typer.Option(True, help="log progress"),
+) -> None:
+    """Which unique LAEs decide a property: ranked, traced to real atoms, drawn and saved as extxyz."""
+    from gbdist.building_blocks import explain as explain_property
+    from gbdist.labels import align_labels, load_labels
+    from gbdist.store import open_store
+
+    _setup_logging(verbose)
+    with _user_errors():
+        gb_ids = open_store(store)["gb/id"][:]
+        (target,) = align_labels(load_labels(labels), gb_ids, [prop])
+        entries = explain_property(store, target, out, klass, top, eps, seed)
+    table = Table("rank", "LAE", "gain", "GB", "atom", "GBs", "hcp", title=f"building blocks: {prop}"
+                  + (f" = {klass} vs rest" if klass is not None else ""))
+    for e in entries:
+        table.add_row(str(e["rank"]), str(e["lae"]), f"{e['gain']:.3g}", e["gb"], str(e["atom"]),
+                      str(e["gbs_containing"]), f"{e['hcp_fraction']:.2f}" if "hcp_fraction" in e else "–")
+    console.print(table)
+    console.print(f"report: {out / 'report.md'}")
+    if any("error" in e for e in entries):
+        console.print("[yellow]some LAEs could not be drawn; see the report[/yellow]")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -27,3 +27,29 @@ def asr_matrix(partials: list[tuple[np.ndarray, np.ndarray]], offsets: np.ndarra
         total[gbs] += sums
     counts = np.diff(offsets).astype(np.float64)
     return (total / counts[:, None]).astype(np.float32)
+
+
+def read_representations(group, eps: float | None = None) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """The per-GB representations in a store: {"ASR": (X, names), "LER": (X, names)}.
+
+    X is (n_gb, n_feat) float32. The LER is that of ``eps`` (default: the store's
+    ``lae_default`` run); its feature names are ``lae<k>``, k the unique-LAE index. A
+    representation whose stage has not run is left out.
+    """
+    from gbdist.errors import StoreError
+    from gbdist.stages.lae import lae_done, lae_group_name
+    from gbdist.store import stage_done
+
+    out = {}
+    if stage_done(group, "asr"):
+        asr = group["asr"][:]
+        out["ASR"] = (asr, [f"soap{k}" for k in range(asr.shape[1])])
+    if eps is None and "lae_default" in group.attrs:
+        eps = float(group.attrs["lae_default"])
+    if eps is not None:
+        if not lae_done(group, eps):
+            runs = ", ".join(group.attrs.get("lae_runs", {})) or "none"
+            raise StoreError(f"no finished LAE run at eps {eps} in the store (runs: {runs})")
+        ler = group[f"{lae_group_name(eps)}/ler"][:]
+        out["LER"] = (ler, [f"lae{k}" for k in range(ler.shape[1])])
+    return out

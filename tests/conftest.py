@@ -101,3 +101,26 @@ def array_digests(store) -> dict[str, str]:
         for name, arr in sub.arrays():
             out[f"{gname}/{name}"] = hashlib.sha256(np.asarray(arr[...]).tobytes()).hexdigest()
     return {k: v for k, v in out.items() if k not in TIMINGS}
+
+
+@pytest.fixture(scope="session")
+def learning_store(tmp_path_factory, scheduler_address):
+    """A store of 24 toy boundaries (disorder 0.3–0.7 Å) with ASR and LER, and a labels CSV."""
+    import pandas as pd
+
+    from gbdist.job import run_job
+
+    root = tmp_path_factory.mktemp("learning")
+    disorder = np.linspace(0.3, 0.7, 24)
+    paths = []
+    for i, d in enumerate(disorder):
+        path = root / f"gb{i:02d}.dump"
+        write_lammps_dump(path, toy_boundary(seed=i, cells=(10, 2, 2), disorder=d, source=path.name))
+        paths.append(path)
+    store = root / "s.zarr"
+    report = run_job(make_job(store, paths, scheduler_address, stages=["soap", "asr", "lae"]))
+    assert not report.failures, report.failures
+    labels = root / "labels.csv"
+    pd.DataFrame({"id": [p.name.split(".")[0] for p in paths], "energy": 0.4 + 2 * disorder,
+                  "disordered": (disorder > 0.5).astype(int)}).to_csv(labels, index=False)
+    return store, labels

@@ -1,0 +1,119 @@
+"""``gbdist explain``: the top unique LAEs for a property, as a report with pictures and extxyz files."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import ase.io
+import numpy as np
+
+from gbdist.errors import GbdistError
+from gbdist.explain import class_fractions, cluster_around, fcc_fraction, hcp_fraction, one_vs_rest, rank_laes
+from gbdist.io.read import ReadParams, read_structure
+from gbdist.labels import Property
+from gbdist.plots import lae_picture, overview_plot
+from gbdist.select import cna_classes
+from gbdist.stages.lae import lae_done, lae_group_name
+from gbdist.store import open_store
+
+log = logging.getLogger("gbdist")
+
+
+def _trace(group, eps: float) -> dict[str, np.ndarray]:
+    unique = group[f"{lae_group_name(eps)}/unique"]
+    return {"gb": unique["gb"][:], "atom": unique["atom"][:], "count": unique["count"][:],
+            "gb_id": group["gb/id"][:], "gb_source": group["gb/source"][:]}
+
+
+def describe_lae(k: int, trace: dict, ler: np.ndarray, prop: Property) -> dict:
+    """Where unique LAE k comes from and how common it is (per class)."""
+    gb = int(trace["gb"][k])
+    return {"lae": int(k), "gb": str(trace["gb_id"][gb]), "source": str(trace["gb_source"][gb]),
+            "atom": int(trace["atom"][k]), "rows": int(trace["count"][k]),
+            "gbs_containing": int(np.count_nonzero(ler[:, k] > 0)),
+            "mean_fraction": class_fractions(ler, prop, k)}
+
+
+def render_lae(entry: dict, structures: dict, read: ReadParams, cna_column: str, r_cut: float, out: Path):
+    """Cut the cluster around the LAE's source atom; write ``lae<k>.extxyz`` and ``lae<k>.png``.
+
+    Returns the cluster (ase.Atoms). ``structures`` caches read files with their CNA classes.
+    """
+    source = entry["source"]
+    if source not in structures:
+        structure = read_structure(source, read)
+        structures[source] = (structure, cna_classes(structure, cna_column))
+    structure, cna = structures[source]
+    cluster = cluster_around(structure, entry["atom"], r_cut, cna)
+    cluster.info.update({"lae": entry["lae"], "gb": entry["gb"], "atom": entry["atom"], "r_cut": r_cut})
+    stem = f"lae{entry['lae']}"
+    ase.io.write(out / f"{stem}.extxyz", cluster, format="extxyz")
+    lae_picture(out / f"{stem}.png", cluster.positions, cluster.arrays["cna"],
+                f"LAE {entry['lae']}: {entry['gb']} atom {entry['atom']}")
+    return cluster
+
+
+def explain(store: str, prop: Property, out: Path, klass: int | None = None, top: int = 10,
+            eps: float | None = None, seed: int = 0) -> list[dict]:
+    """Rank unique LAEs for ``prop`` (class ``klass`` vs the rest), render the top ones, write report."""
+    group = open_store(store)
+    eps = float(group.attrs["lae_default"]) if eps is None and "lae_default" in group.attrs else eps
+    if eps is None or not lae_done(group, eps):
+        raise GbdistError(f"{store}: no finished LAE run{'' if eps is None else f' at eps {eps}'}; run `gbdist lae` first")
+    params = group.attrs["params"]
+    read, cna_column, r_cut = ReadParams(**params["read"]), params["select"]["cna_column"], params["soap"]["r_cut"]
+    ler = group[f"{lae_group_name(eps)}/ler"][:]
+    try:
+        target = one_vs_rest(prop, klass)
+    except ValueError as err:
+        raise GbdistError(str(err)) from None
+    log.info("explain: fitting the LER model for %s", target.name)
+    ranking = rank_laes(ler, target, seed=seed)
+    trace = _trace(group, eps)
+    out.mkdir(parents=True, exist_ok=True)
+    entries, structures, pictures = [], {}, []
+    for rank, k in enumerate(ranking.order[:top], start=1):
+        entry = describe_lae(int(k), trace, ler, prop) | {
+            "rank": rank, "gain": float(ranking.gain[k]), "mean_abs_shap": float(ranking.mean_abs_shap[k]),
+            "mean_shap_in_class": float(ranking.mean_shap_in_class[k])}
+        try:
+            cluster = render_lae(entry, structures, read, cna_column, r_cut, out)
+        except (GbdistError, ValueError) as err:  # a moved or unreadable source: report it, go on
+            entry["error"] = str(err)
+            log.warning("explain: LAE %d: %s", k, err)
+        else:
+            entry |= {"atoms": len(cluster), "hcp_fraction": hcp_fraction(cluster),
+                      "fcc_fraction": fcc_fraction(cluster), "extxyz": f"lae{k}.extxyz", "png": f"lae{k}.png"}
+            pictures.append((f"#{rank} LAE {k}", cluster.positions, cluster.arrays["cna"]))
+        entries.append(entry)
+    if pictures:
+        overview_plot(out / "overview.png", pictures, [e["gain"] for e in entries if "png" in e])
+    (out / "explain.json").write_text(json.dumps({"store": store, "property": prop.name, "class": klass,
+                                                  "eps": eps, "top": entries}, indent=1))
+    (out / "report.md").write_text(report_markdown(entries, prop, klass, eps))
+    return entries
+
+
+def report_markdown(entries: list[dict], prop: Property, klass: int | None, eps: float) -> str:
+    """``report.md``: one row per top LAE, linking its picture and extxyz file."""
+    what = f"{prop.name} = {klass} vs the rest" if klass is not None else prop.name
+    fractions = list(entries[0]["mean_fraction"]) if entries else []
+    lines = [f"# Building blocks for {what}", "",
+             f"Unique LAEs at eps {eps}, ranked by gain of an XGBoost model on the LER (settings chosen by CV "
+             "on all labelled GBs); mean |SHAP| from XGBoost `pred_contribs`. Mean fraction: the LAE's share of "
+             "a GB's environments, averaged over the GBs of each class. hcp / fcc: CNA share of the atoms within "
+             "r_cut of the centre.", "", "![overview](overview.png)", "",
+             "| rank | LAE | gain | mean abs SHAP | GB | atom | GBs with it | "
+             + " | ".join(f"mean fraction ({c})" for c in fractions) + " | hcp | fcc | picture | cluster |",
+             "|" + " --- |" * (10 + len(fractions))]
+    for e in entries:
+        cells = [str(e["rank"]), str(e["lae"]), f"{e['gain']:.3g}", f"{e['mean_abs_shap']:.3g}", e["gb"],
+                 str(e["atom"]), str(e["gbs_containing"])] + [f"{e['mean_fraction'][c]:.4f}" for c in fractions]
+        if "png" in e:
+            cells += [f"{e['hcp_fraction']:.2f}", f"{e['fcc_fraction']:.2f}", f"[png]({e['png']})", f"[extxyz]({e['extxyz']})"]
+        else:
+            cells += ["–", "–", f"not rendered: {e['error']}", "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

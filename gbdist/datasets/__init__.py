@@ -1,0 +1,1 @@
+"""Data sets gbdist knows by name: the Olmsted Ni survey (labels and structures)."""

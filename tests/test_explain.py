@@ -1,0 +1,50 @@
+"""Building blocks: ranking unique LAEs and writing them as extxyz clusters and pictures."""
+
+from __future__ import annotations
+
+import json
+
+import ase.io
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gbdist.cli import app
+from gbdist.io.read import read_structure
+
+runner = CliRunner()
+
+
+def test_explain_writes_clusters_that_round_trip_through_ase(learning_store, tmp_path):
+    store, labels = learning_store
+    out = tmp_path / "explain"
+    result = runner.invoke(app, ["explain", "--store", str(store), "--labels", str(labels), "--property",
+                                 "disordered", "--class", "1", "--top", "3", "--out", str(out), "--no-verbose"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "explain.json").read_text())
+    assert 1 <= len(report["top"]) <= 3 and (out / "report.md").exists() and (out / "overview.png").exists()
+    for entry in report["top"]:
+        assert set(entry["mean_fraction"]) == {"0", "1"} and entry["gbs_containing"] >= 1
+        cluster = ase.io.read(out / entry["extxyz"])
+        assert (out / entry["png"]).stat().st_size > 0
+        source = read_structure(entry["source"])
+        where = {int(i): k for k, i in enumerate(source.ids)}
+        rows = [where[int(i)] for i in cluster.arrays["atom_id"]]
+        assert cluster.arrays["atom_id"][0] == entry["atom"]
+        # each written atom is its source atom, relative to the centre, up to a periodic image shift
+        shift = cluster.positions - (source.positions[rows] - source.positions[rows[0]])
+        cells = np.linalg.solve(source.cell.T, shift.T).T
+        np.testing.assert_allclose(cells, np.round(cells), atol=1e-6)
+        assert np.all(np.round(cells)[:, ~source.pbc] == 0)
+        np.testing.assert_array_equal(cluster.positions[0], 0.0)
+        np.testing.assert_array_equal(cluster.arrays["cna"], source.extras["c_cna"][rows])
+        r_cut = 5.0
+        assert np.all(np.linalg.norm(cluster.positions[1:], axis=1) < r_cut)
+        assert entry["hcp_fraction"] == pytest.approx(np.mean(cluster.arrays["cna"] == 2))
+
+
+def test_explain_rejects_an_unknown_class(learning_store, tmp_path):
+    store, labels = learning_store
+    result = runner.invoke(app, ["explain", "--store", str(store), "--labels", str(labels), "--property",
+                                 "disordered", "--class", "7", "--out", str(tmp_path), "--no-verbose"])
+    assert result.exit_code == 2 and "disordered: no class 7" in " ".join(result.output.split())
