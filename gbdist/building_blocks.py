@@ -107,7 +107,7 @@ def report_markdown(entries: list[dict], prop: Property, klass: int | None, eps:
              "r_cut of the centre.", "", "![overview](overview.png)", "",
              "| rank | LAE | gain | mean abs SHAP | GB | atom | GBs with it | "
              + " | ".join(f"mean fraction ({c})" for c in fractions) + " | hcp | fcc | picture | cluster |",
-             "|" + " --- |" * (10 + len(fractions))]
+             "|" + " --- |" * (11 + len(fractions))]
     for e in entries:
         cells = [str(e["rank"]), str(e["lae"]), f"{e['gain']:.3g}", f"{e['mean_abs_shap']:.3g}", e["gb"],
                  str(e["atom"]), str(e["gbs_containing"])] + [f"{e['mean_fraction'][c]:.4f}" for c in fractions]
