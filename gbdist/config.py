@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gbdist.cluster import ClusterConfig
+from gbdist.datasets.generate import GenerateParams
 from gbdist.errors import GbdistError
 from gbdist.io import ReadParams
 from gbdist.select import SelectParams
@@ -27,6 +28,12 @@ class LaeParams(BaseModel):
     partitions: int | None = Field(None, ge=1)
 
 
+class GenerateJob(GenerateParams):
+    """The ``generate`` stage: build and relax tilt boundaries into the folder ``out``."""
+
+    out: str = Field(description="folder for structures/, labels.csv, boundaries.csv, energies.png")
+
+
 class JobConfig(BaseModel):
     """A whole job: inputs, store, parameters of each stage, where to run, which stages."""
 
@@ -40,7 +47,14 @@ class JobConfig(BaseModel):
     chunk_rows: int = Field(4096, ge=16)
     lae: LaeParams = LaeParams()
     cluster: ClusterConfig = ClusterConfig()
-    stages: list[Literal["soap", "asr", "lae"]] = list(STAGES)
+    stages: list[Literal["generate", "soap", "asr", "lae"]] = list(STAGES)
+    generate: GenerateJob | None = None
+
+    @model_validator(mode="after")
+    def _generate_needs_its_section(self):
+        if "generate" in self.stages and self.generate is None:
+            raise ValueError("the generate stage needs a 'generate' section (at least its 'out' folder)")
+        return self
 
     def stage_params(self) -> SoapStageParams:
         return SoapStageParams(read=self.read, select=self.select, soap=self.soap, chunk_rows=self.chunk_rows)
@@ -76,4 +90,6 @@ def load_job(path: str | Path) -> JobConfig:
     job.inputs = [i if _is_url(i) or Path(i).is_absolute() else os.path.normpath(base / i) for i in job.inputs]
     if not _is_url(job.store) and not Path(job.store).is_absolute():
         job.store = os.path.normpath(base / job.store)
+    if job.generate is not None and not Path(job.generate.out).is_absolute():
+        job.generate.out = os.path.normpath(base / job.generate.out)
     return job

@@ -42,6 +42,12 @@ def one_vs_rest(prop: Property, klass: int | None) -> Property:
     return Property(f"{prop.name}={klass}", "classification", prop.rows, (prop.y == code).astype(np.int32), (0, 1))
 
 
+def tree_model() -> ModelParams:
+    """The default settings without the linear candidate: gain is defined for trees only."""
+    base = ModelParams()
+    return base.model_copy(update={"grid": [g for g in base.grid if g.get("booster", "gbtree") == "gbtree"]})
+
+
 def rank_laes(ler: np.ndarray, prop: Property, model: ModelParams | None = None, seed: int = 0,
               nthread: int = 0) -> Ranking:
     """Fit an LER model (settings chosen by CV) on all labelled GBs and rank its features.
@@ -49,14 +55,14 @@ def rank_laes(ler: np.ndarray, prop: Property, model: ModelParams | None = None,
     ler (n_gb, n_u); ``prop`` gives the labelled rows. For a multi-class property the SHAP
     values are those of the model's output for each GB's own class, averaged in magnitude.
     """
-    model = model or ModelParams()
+    model = model or tree_model()
     X = ler[prop.rows]
-    booster, _ = tune_and_fit(X, prop.y, prop.kind, prop.n_classes, model, seed, nthread)
+    booster, _, scaler = tune_and_fit(X, prop.y, prop.kind, prop.n_classes, model, seed, nthread)
     n_u = ler.shape[1]
     gain = np.zeros(n_u)
     for name, value in booster.get_score(importance_type="gain").items():
         gain[int(name[1:])] = value  # xgboost names unnamed features f0, f1, …
-    contribs = booster.predict(xgb.DMatrix(X), pred_contribs=True)
+    contribs = booster.predict(xgb.DMatrix(scaler.transform(X)), pred_contribs=True)
     if contribs.ndim == 3:  # multi-class: (n, K, n_u + 1); take each GB's own class
         contribs = contribs[np.arange(len(X)), prop.y]
     contribs = contribs[:, :n_u]

@@ -29,10 +29,19 @@ def asr_matrix(partials: list[tuple[np.ndarray, np.ndarray]], offsets: np.ndarra
     return (total / counts[:, None]).astype(np.float32)
 
 
-def read_representations(group, eps: float | None = None) -> dict[str, tuple[np.ndarray, list[str]]]:
-    """The per-GB representations in a store: {"ASR": (X, names), "LER": (X, names)}.
+def region_thickness(group) -> np.ndarray:
+    """Thickness (Å) of each GB's selected slab along its normal: extent + 2 × pad; (n_gb,)."""
+    extent = group["gb/extent"][:]
+    pad = float(group.attrs["params"]["select"]["pad"])
+    return (extent[:, 1] - extent[:, 0] + 2 * pad).astype(np.float32)
 
-    X is (n_gb, n_feat) float32. The LER is that of ``eps`` (default: the store's
+
+def read_representations(group, eps: float | None = None) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """The per-GB representations in a store: {"ASR", "ASR_area", "LER"} → (X, names).
+
+    X is (n_gb, n_feat) float32. ``ASR_area`` is the ASR times the thickness t (Å) of the
+    selected slab: the sum of a GB's unit SOAP vectors per unit GB area, over the atomic
+    density (n_lae / A = ρ t). Unlike the mean, it is extensive like the GB energy per area. The LER is that of ``eps`` (default: the store's
     ``lae_default`` run); its feature names are ``lae<k>``, k the unique-LAE index. A
     representation whose stage has not run is left out.
     """
@@ -44,6 +53,7 @@ def read_representations(group, eps: float | None = None) -> dict[str, tuple[np.
     if stage_done(group, "asr"):
         asr = group["asr"][:]
         out["ASR"] = (asr, [f"soap{k}" for k in range(asr.shape[1])])
+        out["ASR_area"] = (asr * region_thickness(group)[:, None], [f"soap{k}_area" for k in range(asr.shape[1])])
     if eps is None and "lae_default" in group.attrs:
         eps = float(group.attrs["lae_default"])
     if eps is not None:

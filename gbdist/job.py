@@ -38,6 +38,12 @@ def run_job(job: JobConfig) -> JobReport:
     """Run the job's stages; already-finished work in the store is not redone."""
     t0 = time.perf_counter()
     report = JobReport(store=job.store)
+    if "generate" in job.stages:
+        from gbdist.datasets.tilt_set import generate_dataset
+
+        with dask_client(job.cluster) as client:
+            table = generate_dataset(client, job.generate, job.generate.out)
+        log.info("generate: %d boundaries in %s", len(table), job.generate.out)
     files = expand_inputs(job.inputs)
     inputs = describe_inputs(files)
     log.info("%d input files; store %s", len(files), job.store)
@@ -76,4 +82,5 @@ def _all_done(job: JobConfig) -> bool:
         group = open_store(job.store, mode="r", storage_options=job.storage_options)
     except Exception:  # no store yet (or unreadable): the stages will say why
         return False
-    return all(lae_done(group, job.lae.eps) if s == "lae" else stage_done(group, s) for s in job.stages)
+    return all(lae_done(group, job.lae.eps) if s == "lae" else stage_done(group, s)
+               for s in job.stages if s != "generate")

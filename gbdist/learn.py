@@ -6,6 +6,7 @@ can spread thousands of independent fits over Dask workers and tests can call th
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,8 +19,10 @@ from sklearn.utils.class_weight import compute_sample_weight
 class ModelParams(BaseModel):
     """XGBoost settings shared by every fit, and the grid that CV chooses from.
 
-    ``grid``: candidate overrides of the booster parameters; for each, the number of rounds
-    comes from early stopping in ``cv_folds``-fold CV on the training rows. ``class_weight``
+    ``grid``: candidate overrides of the booster parameters (trees of two depths); ``linear``:
+    one more candidate for regression targets only, a linear booster, which suits extensive
+    targets such as the GB energy (a sum of per-atom terms). For each candidate the number of
+    rounds comes from early stopping in ``cv_folds``-fold CV on the training rows. ``class_weight``
     ``balanced`` weights each training row by n / (K · n_class) (classification only).
     """
 
@@ -31,8 +34,37 @@ class ModelParams(BaseModel):
     max_rounds: int = Field(600, ge=1)
     early_stopping: int = Field(40, ge=1)
     cv_folds: int = Field(3, ge=2)
-    grid: list[dict] = [{"max_depth": 2, "min_child_weight": 3}, {"max_depth": 5, "min_child_weight": 1}]
+    grid: list[dict] = [{"booster": "gbtree", "max_depth": 2, "min_child_weight": 3},
+                        {"booster": "gbtree", "max_depth": 5, "min_child_weight": 1}]
+    linear: dict | None = {"booster": "gblinear", "eta": 1.0, "reg_lambda": 0.1, "updater": "coord_descent"}
     class_weight: str = Field("none", pattern="^(balanced|none)$")
+
+
+@dataclass
+class Scaler:
+    """Per-feature standardisation fitted on training rows: (X − mean) / scale; shapes (n_feat,)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, X: np.ndarray) -> "Scaler":
+        scale = X.std(axis=0)
+        return cls(X.mean(axis=0), np.where(scale > 0, scale, 1.0))
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return ((X - self.mean) / self.scale).astype(np.float32)
+
+    def to_json(self) -> str:
+        return json.dumps({"mean": self.mean.tolist(), "scale": self.scale.tolist()})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Scaler":
+        data = json.loads(text)
+        return cls(np.asarray(data["mean"]), np.asarray(data["scale"]))
+
+
+TREE_ONLY = ("tree_method", "subsample", "colsample_bytree", "max_bin")
 
 
 def booster_params(kind: str, n_classes: int, model: ModelParams, seed: int, nthread: int = 1) -> dict:
@@ -84,23 +116,40 @@ def choose_by_cv(X: np.ndarray, y: np.ndarray, kind: str, n_classes: int, model:
     base = booster_params(kind, n_classes, model, seed, nthread)
     dtrain = xgb.DMatrix(X, label=y, weight=training_weights(y, kind, model))
     candidates = []
-    for overrides in model.grid:
+    grid = model.grid + ([model.linear] if kind == "regression" and model.linear else [])
+    keys = sorted({k for overrides in grid for k in overrides})
+    for overrides in grid:
         params = base | overrides
+        if params.get("booster") == "gblinear":
+            params = {k: v for k, v in params.items() if k not in TREE_ONLY}
         history = xgb.cv(params, dtrain, num_boost_round=model.max_rounds, nfold=model.cv_folds,
                          stratified=_can_stratify(y, kind, model.cv_folds), early_stopping_rounds=model.early_stopping,
                          seed=seed, shuffle=True)
         candidates.append((float(history[f"test-{base['eval_metric']}-mean"].iloc[-1]), len(history), params))
     cv_score, n_rounds, params = min(candidates, key=lambda c: c[0])
     return Choice(params, n_rounds, base["eval_metric"], cv_score,
-                  [{"cv_score": s, "n_rounds": n} | {k: p[k] for k in model.grid[0]} for s, n, p in candidates])
+                  [{"cv_score": s, "n_rounds": n} | {k: p[k] for k in keys if k in p} for s, n, p in candidates])
 
 
 def tune_and_fit(X: np.ndarray, y: np.ndarray, kind: str, n_classes: int, model: ModelParams,
-                 seed: int, nthread: int = 1) -> tuple[xgb.Booster, Choice]:
-    """Choose by CV on (X, y), then refit the chosen candidate on all of (X, y): the training rows only."""
-    choice = choose_by_cv(X, y, kind, n_classes, model, seed, nthread)
-    dtrain = xgb.DMatrix(X, label=y, weight=training_weights(y, kind, model))
-    return xgb.train(choice.params, dtrain, num_boost_round=choice.n_rounds), choice
+                 seed: int, nthread: int = 1) -> tuple[xgb.Booster, Choice, Scaler]:
+    """Standardise, choose by CV and refit, all on (X, y): the training rows only.
+
+    Returns the booster, the choice, and the scaler that test rows must go through. The
+    scaler is also stored in the booster (attribute ``scaler``), so a saved model carries it.
+    """
+    scaler = Scaler.fit(X)
+    Z = scaler.transform(X)
+    choice = choose_by_cv(Z, y, kind, n_classes, model, seed, nthread)
+    booster = fit_choice(Z, y, kind, model, choice)
+    booster.set_attr(scaler=scaler.to_json())
+    return booster, choice, scaler
+
+
+def fit_choice(Z: np.ndarray, y: np.ndarray, kind: str, model: ModelParams, choice: Choice) -> xgb.Booster:
+    """Fit the chosen candidate on standardised training rows Z (m, n_feat), y (m,)."""
+    dtrain = xgb.DMatrix(Z, label=y, weight=training_weights(y, kind, model))
+    return xgb.train(choice.params, dtrain, num_boost_round=choice.n_rounds)
 
 
 def predict(booster: xgb.Booster, X: np.ndarray, kind: str) -> np.ndarray:
@@ -159,8 +208,7 @@ def evaluate_split(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.nda
 
     Returns scores plus the held-out predictions and the chosen candidate.
     """
-    booster, choice = tune_and_fit(X[train], y[train], kind, n_classes, model, seed)
-    y_pred = predict(booster, X[test], kind)
-    return scores(y[test], y_pred, kind) | {
-        "pred": y_pred, "n_rounds": choice.n_rounds,
-        "chosen": {k: choice.params[k] for k in model.grid[0]}}
+    booster, choice, scaler = tune_and_fit(X[train], y[train], kind, n_classes, model, seed)
+    y_pred = predict(booster, scaler.transform(X[test]), kind)
+    chosen = {k: v for k, v in choice.params.items() if any(k in g for g in [*model.grid, model.linear or {}])}
+    return scores(y[test], y_pred, kind) | {"pred": y_pred, "n_rounds": choice.n_rounds, "chosen": chosen}

@@ -10,11 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 log = logging.getLogger("gbdist")
 
 
-def as_completed_with_progress(futures, description: str):
-    """Iterate over Dask ``futures`` as they finish, showing progress."""
-    from distributed import as_completed
-
-    total = len(futures)
+def with_progress(items, description: str):
+    """Iterate over a sized iterable, showing progress (a bar on a terminal, else a log line per 10%)."""
+    total = len(items)
     if total == 0:
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -22,8 +20,28 @@ def as_completed_with_progress(futures, description: str):
     with Progress(*columns, disable=not sys.stderr.isatty(), transient=False) as bar:
         task = bar.add_task(description, total=total)
         step = max(1, total // 10)
-        for done, future in enumerate(as_completed(futures), 1):
+        for done, item in enumerate(items, 1):
+            yield item
             bar.advance(task)
             if done % step == 0 or done == total:
                 log.info("%s: %d/%d done", description, done, total)
-            yield future
+
+
+def as_completed_with_progress(futures, description: str):
+    """Iterate over Dask ``futures`` as they finish, showing progress."""
+    from distributed import as_completed
+
+    yield from with_progress(_Sized(as_completed(futures), len(futures)), description)
+
+
+class _Sized:
+    """An iterator with a known length."""
+
+    def __init__(self, iterator, length: int):
+        self.iterator, self.length = iterator, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        return iter(self.iterator)

@@ -23,14 +23,14 @@ def table1_json(results: dict[str, dict[str, CellResult]]) -> dict:
 def table1_markdown(table: dict, props: list[Property], n_splits: int, paper: dict | None = None) -> str:
     """Markdown table of mean ± std per cell, with the paper's numbers beside ours when given."""
     reps = list(next(iter(table.values())))
-    header = ["property", "score"] + [f"{r}" for r in reps] + ([f"paper {r}" for r in reps] if paper else [])
+    paper_reps = [r for r in reps if paper and any(r in cells for cells in paper.values())]
+    header = ["property", "score"] + reps + [f"paper {r}" for r in paper_reps]
     lines = [f"Mean ± std over {n_splits} random 50/50 splits (tuned and fitted on the training half).", "",
              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     kinds = {p.name: p.kind for p in props}
     for prop, cells in table.items():
         row = [prop, SCORE_NAMES[kinds[prop]]] + [f"{cells[r]['mean']:.1f} ± {cells[r]['std']:.1f}" for r in reps]
-        if paper:
-            row += [f"{paper.get(prop, {}).get(r, float('nan')):.1f}" for r in reps]
+        row += [f"{paper[prop][r]:.1f}" if r in paper.get(prop, {}) else "–" for r in paper_reps]
         lines.append("| " + " | ".join(row) + " |")
     secondary = [(prop, r, key, v) for prop, cells in table.items() for r in reps
                  for key, v in cells[r].items() if isinstance(v, dict)]

@@ -1,7 +1,12 @@
 """Final models for ``gbdist learn``: CV-chosen settings, then distributed XGBoost on all labelled GBs.
 
-The features are read by the workers straight from the Zarr store as dask arrays and fed to
-``xgboost.dask`` through a ``DaskDMatrix``; models are saved as XGBoost UBJSON (no pickle).
+Tree models train with ``xgboost.dask``; a linear (gblinear) choice, which xgboost.dask does
+not support, trains in one worker task (the per-GB matrices are small).
+
+The features are read by the workers straight from the Zarr store as dask arrays, standardised
+with the training rows' mean and scale, and fed to ``xgboost.dask`` through a ``DaskDMatrix``.
+Models are saved as XGBoost UBJSON (no pickle), with the standardisation in the booster's
+``scaler`` attribute: ``load_model`` gives both back.
 """
 
 from __future__ import annotations
@@ -16,30 +21,45 @@ import xgboost as xgb
 import xgboost.dask  # noqa: F401  (registers xgb.dask)
 
 from gbdist.labels import Property
-from gbdist.learn import ModelParams, choose_by_cv, training_weights
+from gbdist.learn import ModelParams, Scaler, choose_by_cv, fit_choice, training_weights
+from gbdist.features import region_thickness
 from gbdist.stages.lae import lae_group_name
+from gbdist.store import open_store
 
 log = logging.getLogger("gbdist")
 
 
-def representation_array(store: str, rep: str, eps: float | None, storage_options: dict | None) -> da.Array:
-    """The representation as a dask array read from the store: ``asr`` or the LER of ``eps``."""
-    component = "asr" if rep == "ASR" else f"{lae_group_name(eps)}/ler"
-    return da.from_zarr(store, component=component, storage_options=storage_options)
+def representation_array(store: str, rep: str, eps: float | None, storage_options: dict | None,
+                         group=None) -> da.Array:
+    """The representation as a dask array read from the store: ``asr`` (or ASR × thickness) or the LER."""
+    if rep == "LER":
+        return da.from_zarr(store, component=f"{lae_group_name(eps)}/ler", storage_options=storage_options)
+    asr = da.from_zarr(store, component="asr", storage_options=storage_options)
+    if rep == "ASR_area":
+        asr = asr * da.from_array(region_thickness(group))[:, None]
+    return asr
 
 
 def fit_distributed(client, X: da.Array, prop: Property, params: dict, n_rounds: int,
-                    model: ModelParams, feature_names: list[str]) -> xgb.Booster:
-    """Train one booster with xgboost.dask on the rows of ``prop`` (X (n_gb, n_feat) dask array)."""
+                    model: ModelParams, feature_names: list[str], scaler: Scaler) -> xgb.Booster:
+    """Train one booster with xgboost.dask on the standardised rows of ``prop`` (X (n_gb, n_feat))."""
     n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
     rows = int(np.ceil(len(prop.rows) / n_workers))
-    X_rows = X[prop.rows].rechunk((rows, X.shape[1]))
+    X_rows = ((X[prop.rows] - scaler.mean) / scaler.scale).astype(np.float32).rechunk((rows, X.shape[1]))
     y = da.from_array(prop.y, chunks=X_rows.chunks[0])
     weights = training_weights(prop.y, prop.kind, model)
     w = da.from_array(weights, chunks=X_rows.chunks[0]) if weights is not None else None
     dtrain = xgb.dask.DaskDMatrix(client, X_rows, y, weight=w, feature_names=feature_names)
     params = {k: v for k, v in params.items() if k != "nthread"}
-    return xgb.dask.train(client, params, dtrain, num_boost_round=n_rounds)["booster"]
+    booster = xgb.dask.train(client, params, dtrain, num_boost_round=n_rounds)["booster"]
+    booster.set_attr(scaler=scaler.to_json())
+    return booster
+
+
+def load_model(path: str | Path) -> tuple[xgb.Booster, Scaler]:
+    """A model saved by ``gbdist learn`` and the standardisation its inputs need."""
+    booster = xgb.Booster(model_file=str(path))
+    return booster, Scaler.from_json(booster.attr("scaler"))
 
 
 def train_models(client, store: str, reps: dict[str, tuple[np.ndarray, list[str]]], props: list[Property],
@@ -49,14 +69,22 @@ def train_models(client, store: str, reps: dict[str, tuple[np.ndarray, list[str]
     task), fit with xgboost.dask, save ``<property>_<rep>.ubj``; write and return ``models.json``."""
     model = model or ModelParams()
     out.mkdir(parents=True, exist_ok=True)
+    group = open_store(store, storage_options=storage_options)
     records = []
     for prop in props:
         for rep, (X, names) in reps.items():
             log.info("learn: %s on %s (%d GBs)", prop.name, rep, len(prop.rows))
-            choice = client.submit(choose_by_cv, X[prop.rows], prop.y, prop.kind, prop.n_classes,
-                                   model, seed, pure=False).result()
-            booster = fit_distributed(client, representation_array(store, rep, eps, storage_options),
-                                      prop, choice.params, choice.n_rounds, model, names)
+            scaler = Scaler.fit(X[prop.rows])
+            choice = client.submit(choose_by_cv, scaler.transform(X[prop.rows]), prop.y, prop.kind,
+                                   prop.n_classes, model, seed, pure=False).result()
+            if choice.params.get("booster") == "gblinear":  # xgboost.dask trains trees only
+                booster = client.submit(fit_choice, scaler.transform(X[prop.rows]), prop.y, prop.kind,
+                                        model, choice, pure=False).result()
+                booster.feature_names = names
+                booster.set_attr(scaler=scaler.to_json())
+            else:
+                booster = fit_distributed(client, representation_array(store, rep, eps, storage_options, group),
+                                          prop, choice.params, choice.n_rounds, model, names, scaler)
             path = out / f"{prop.name}_{rep}.ubj"
             booster.save_model(path)
             records.append({"property": prop.name, "representation": rep, "kind": prop.kind,

@@ -14,6 +14,7 @@ import gbdist.learn as learn
 from gbdist.cli import app
 from gbdist.errors import GbdistError
 from gbdist.labels import align_labels, read_labels_csv
+from gbdist.train import load_model
 from gbdist.learn import ModelParams, energy_score, evaluate_split, random_halves, random_prediction
 from tests.conftest import OLMSTED
 
@@ -62,12 +63,15 @@ def test_no_held_out_row_reaches_tuning_or_training(monkeypatch, kind):
     class Spy(real):
         def __init__(self, data, *args, label=None, **kw):
             if label is not None:
-                seen.append(set(np.asarray(data)[:, 0].astype(int)))
+                seen.append(np.asarray(data)[:, 0].astype(np.float64))
             super().__init__(data, *args, label=label, **kw)
 
     monkeypatch.setattr(learn.xgb, "DMatrix", Spy)
     out = evaluate_split(X, y, train, test, kind, 2 if kind == "classification" else 0, FAST, seed=0)
-    assert seen and all(rows <= set(train.tolist()) for rows in seen)
+    # inputs are standardised with the training rows' statistics: undo that to name the rows
+    ids = [column * X[train, 0].std() + X[train, 0].mean() for column in seen]
+    assert ids and all(np.allclose(i, np.round(i), atol=1e-3) for i in ids)
+    assert all(set(np.round(i).astype(int).tolist()) <= set(train.tolist()) for i in ids)
     assert len(out["pred"]) == len(test)
 
 
@@ -118,7 +122,7 @@ def test_table1_protocol_end_to_end_and_reproducible(learning_store, tmp_path, s
     table = _evaluate(store, labels, tmp_path / "a", scheduler_address)
     assert set(table) == {"energy", "disordered"}
     for cells in table.values():
-        assert set(cells) == {"ASR", "LER", "random"}
+        assert set(cells) == {"ASR", "ASR_area", "LER", "random"}
         for cell in cells.values():
             assert len(cell["scores"]) == 3 and cell["mean"] == pytest.approx(np.mean(cell["scores"]))
     # a learnable target: the models beat the random baseline on every split
@@ -126,7 +130,8 @@ def test_table1_protocol_end_to_end_and_reproducible(learning_store, tmp_path, s
     for name in ("table1.md", "run.json", "parity_energy.png", "confusion_disordered.png"):
         assert (tmp_path / "a" / name).stat().st_size > 0
     predictions = pd.read_csv(tmp_path / "a" / "predictions.csv")
-    assert len(predictions) == 2 * 3 * 3 * 12  # properties × (ASR, LER, random) × splits × held-out GBs
+    assert len(predictions) == 2 * 4 * 3 * 12  # properties × (ASR, ASR_area, LER, random) × splits × held-out
+
     assert _evaluate(store, labels, tmp_path / "b", scheduler_address) == table
     other = _evaluate(store, labels, tmp_path / "c", scheduler_address, "--seed", "1")
     assert other["energy"]["ASR"]["scores"] != table["energy"]["ASR"]["scores"]
@@ -140,12 +145,12 @@ def test_learn_saves_models_that_reload_without_pickle(learning_store, tmp_path,
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "models.json").read_text())
     assert {(m["property"], m["representation"]) for m in meta["models"]} == {
-        (p, r) for p in ("energy", "disordered") for r in ("ASR", "LER")}
+        (p, r) for p in ("energy", "disordered") for r in ("ASR", "ASR_area", "LER")}
     import zarr
 
     asr = zarr.open_group(str(store), mode="r")["asr"][:]
-    booster = xgb.Booster(model_file=str(out / "energy_ASR.ubj"))
-    pred = booster.predict(xgb.DMatrix(asr, feature_names=booster.feature_names))
+    booster, scaler = load_model(out / "energy_ASR.ubj")
+    pred = booster.predict(xgb.DMatrix(scaler.transform(asr), feature_names=booster.feature_names))
     truth = pd.read_csv(labels)["energy"].to_numpy()
     assert np.corrcoef(pred, truth)[0, 1] > 0.8
     assert not list(out.glob("*.pkl")) and not list(out.glob("*.pickle"))
