@@ -382,7 +382,7 @@ def generate(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo"), "--out", help="output folder"),
+    out: Path = typer.Option(Path("out/demo"), "--out", help="output folder"),
     workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
     verbose: bool = typer.Option(True, help="log progress"),
 ) -> None:

@@ -45,7 +45,7 @@ def one_vs_rest(prop: Property, klass: int | None) -> Property:
 def tree_model() -> ModelParams:
     """The default settings without the linear candidate: gain is defined for trees only."""
     base = ModelParams()
-    return base.model_copy(update={"grid": [g for g in base.grid if g.get("booster", "gbtree") == "gbtree"]})
+    return base.model_copy(update={"linear": None})
 
 
 def rank_laes(ler: np.ndarray, prop: Property, model: ModelParams | None = None, seed: int = 0,
