@@ -157,12 +157,13 @@ def lae(
     import time
 
     from gbdist.cluster import dask_client
+    from gbdist.lock import store_lock
     from gbdist.stages.lae import run_lae_stage, run_lae_sweep
 
     _setup_logging(verbose)
     cluster = _cluster_config(workers, scheduler)
     t0 = time.perf_counter()
-    with _user_errors(), dask_client(cluster) as client:
+    with _user_errors(), store_lock(store), dask_client(cluster) as client:
         if sweep:
             eps_values = _parse_sweep(sweep)
             counts, best = run_lae_sweep(client, store, eps_values, out, partitions=partitions)
@@ -240,8 +241,8 @@ def evaluate(
         wall = time.perf_counter() - t0
         info = {"store": store, "labels": labels, "splits": splits, "seed": seed, "ler_eps": eps,
                 "model": model.model_dump(), "wall_s": wall}
-        table = write_table1(out, results, props, gb_ids, splits, info,
-                             PAPER_TABLE1 if labels == "olmsted" else None)
+        write_table1(out, results, props, gb_ids, splits, info,
+                     PAPER_TABLE1 if labels == "olmsted" else None)
     typer.echo((out / "table1.md").read_text())
     console.print(f"Table I in {out}/ ({splits} splits, {wall:.1f} s)")
 

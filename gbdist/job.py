@@ -10,6 +10,7 @@ from gbdist.cluster import dask_client
 from gbdist.config import JobConfig
 from gbdist.inputs import describe_inputs
 from gbdist.io import expand_inputs
+from gbdist.lock import store_lock
 from gbdist.stages.asr import run_asr_stage
 from gbdist.stages.lae import LaeReport, lae_done, run_lae_stage
 from gbdist.stages.soap import SoapReport, check_same_job, run_soap_stage
@@ -56,7 +57,7 @@ def run_job(job: JobConfig) -> JobReport:
         report.skipped = list(job.stages)
         report.wall_s = time.perf_counter() - t0
         return report
-    with dask_client(job.cluster) as client:
+    with store_lock(job.store), dask_client(job.cluster) as client:
         if "soap" in job.stages:
             report.soap = run_soap_stage(client, job.store, inputs, job.stage_params(), job.storage_options)
         group = open_store(job.store, mode="r", storage_options=job.storage_options)

@@ -84,6 +84,34 @@ def make_job(store, inputs, scheduler_address, **kw):
                      cluster={"scheduler": scheduler_address}, **kw)
 
 
+def toy_inputs(folder, n: int, seed: int) -> list:
+    """``n`` toy boundary dumps ``gb<i>.dump`` in ``folder`` (seeds seed, seed + 1, …)."""
+    paths = []
+    for i in range(n):
+        path = folder / f"gb{i}.dump"
+        write_lammps_dump(path, toy_boundary(seed=seed + i, source=path.name))
+        paths.append(path)
+    return paths
+
+
+def soap_command(store, inputs) -> list[str]:
+    """``gbdist soap`` as a subprocess command: one worker, 16-row chunks (many small tasks)."""
+    import sys
+
+    return [sys.executable, "-m", "gbdist.cli", "soap", *map(str, inputs), "--store", str(store),
+            "--workers", "1", "--chunk-rows", "16", "--no-verbose"]
+
+
+def soap_flags(store):
+    """The store's ``progress/soap`` flags, or None before the stage has created them."""
+    import zarr
+
+    try:
+        return zarr.open_group(str(store), mode="r")["progress/soap"][:]
+    except Exception:  # not created yet
+        return None
+
+
 TIMINGS = {"progress/soap_cpu"}  # measured CPU seconds: bookkeeping, not data
 
 

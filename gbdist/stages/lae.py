@@ -27,7 +27,7 @@ from gbdist.errors import StoreError
 from gbdist.lae import assign_to_leaders, greedy_leaders, ler_matrix, perfect_fcc_soap, similarity_threshold
 from gbdist.progress import as_completed_with_progress
 from gbdist.soap import SoapParams
-from gbdist.store import RowPlan, open_store, stage_done, write_array
+from gbdist.store import open_store, stage_done, write_array
 
 
 def lae_group_name(eps: float) -> str:

@@ -4,46 +4,27 @@ ends bit-identical to an uninterrupted run."""
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-import zarr
 
-from conftest import array_digests, make_job, toy_boundary
-from gbdist.io.lammps import write_lammps_dump
+from conftest import array_digests, make_job, soap_command, soap_flags, toy_inputs
 from gbdist.job import run_job
 
 
-def _soap_command(store, inputs):
-    return [sys.executable, "-m", "gbdist.cli", "soap", *map(str, inputs), "--store", str(store),
-            "--workers", "1", "--chunk-rows", "16", "--no-verbose"]
-
-
-def _flags(store):
-    try:
-        return zarr.open_group(str(store), mode="r")["progress/soap"][:]
-    except Exception:  # not created yet
-        return None
-
-
 def test_killed_run_resumes_to_an_identical_store(tmp_path, scheduler_address):
-    inputs = []
-    for i in range(6):
-        p = tmp_path / f"gb{i}.dump"
-        write_lammps_dump(p, toy_boundary(seed=10 + i, source=p.name))
-        inputs.append(p)
+    inputs = toy_inputs(tmp_path, 6, seed=10)
     clean = tmp_path / "clean.zarr"
     run_job(make_job(clean, inputs, scheduler_address, chunk_rows=16))
 
     killed = tmp_path / "killed.zarr"
-    proc = subprocess.Popen(_soap_command(killed, inputs), start_new_session=True,
+    proc = subprocess.Popen(soap_command(killed, inputs), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     flags = None
     while time.time() < deadline:
-        flags = _flags(killed)
+        flags = soap_flags(killed)
         if flags is not None and 3 <= flags.sum() < len(flags) // 2:
             break
         if proc.poll() is not None:
@@ -51,11 +32,11 @@ def test_killed_run_resumes_to_an_identical_store(tmp_path, scheduler_address):
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    flags = _flags(killed)
+    flags = soap_flags(killed)
     missing = int((flags == 0).sum())
     assert 0 < missing < len(flags)
 
     report = run_job(make_job(killed, inputs, scheduler_address, chunk_rows=16))
     assert report.soap.chunks_computed == missing, "only the missing chunks are computed"
     assert array_digests(killed) == array_digests(clean)
-    np.testing.assert_array_equal(_flags(killed), 1)
+    np.testing.assert_array_equal(soap_flags(killed), 1)

@@ -1,0 +1,93 @@
+"""Bad input: every kind gives a clear error naming the file (or key) and the problem, and the
+good structures still finish."""
+
+from __future__ import annotations
+
+import zarr
+from typer.testing import CliRunner
+
+from conftest import toy_boundary
+from gbdist.cli import app
+from gbdist.io.lammps import write_lammps_dump
+
+runner = CliRunner()
+GOOD = ("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS ss pp pp\n0 10\n0 10\n0 10\n"
+        "ITEM: ATOMS id type x y z\n1 1 1.0 2.0 3.0\n2 1 4.0 5.0 6.0\n")
+PERFECT = ("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n1\nITEM: BOX BOUNDS ss pp pp\n0 1\n0 1\n0 1\n"
+           "ITEM: ATOMS id type x y z c_cna\n1 1 0.5 0.5 0.5 1\n")
+# file name → (content, the problem the error must state)
+BAD_FILES = {
+    "empty.dump": (b"", "empty file"),
+    "truncated.dump": (GOOD[:GOOD.index("ITEM: ATOMS")].encode(), "truncated dump: no 'ITEM: ATOMS'"),
+    "garbage.dump": (b"\x00\xff\xfe garbage \x12", "not a text structure file|ASE cannot read"),
+    "missing_columns.dump": (GOOD.replace("id type x y z", "id type x y q").encode(), "no position columns"),
+    "wrong_columns.dump": (GOOD.replace("1 1 1.0 2.0", "1 1 abc 2.0").encode(), "non-numeric"),
+    "nan.dump": (GOOD.replace("4.0 5.0", "nan 5.0").encode(), "NaN or inf"),
+    "inf.dump": (GOOD.replace("4.0 5.0", "inf 5.0").encode(), "NaN or inf"),
+    "zero_atoms.dump": (GOOD.replace("NUMBER OF ATOMS\n2", "NUMBER OF ATOMS\n0").encode(), "zero atoms"),
+    "perfect.dump": (PERFECT.encode(), "no atoms with CNA ≠ fcc outside the end slabs"),
+    "count.dump": (GOOD.replace("NUMBER OF ATOMS\n2", "NUMBER OF ATOMS\n3").encode(), "atom count 2 ≠ header's 3"),
+    "box.dump": (GOOD.replace("0 10\n0 10\n0 10", "0 10\n10 0\n0 10").encode(), "bad box"),
+    "element.dump": (GOOD.replace("id type x y z", "id type element x y z").replace("1 1 1.0", "1 1 Qx 1.0")
+                     .replace("2 1 4.0", "2 1 Ni 4.0").encode(), "unknown element 'Qx'"),
+    "duplicate.dump": (GOOD.replace("2 1 4.0", "1 1 4.0").encode(), "duplicate atom ids"),
+}
+
+
+def _text(result) -> str:
+    return " ".join(result.output.split())
+
+
+def test_bad_structure_files_are_named_and_the_good_one_finishes(tmp_path, scheduler_address):
+    import re
+
+    good = tmp_path / "good.dump"
+    write_lammps_dump(good, toy_boundary(source=good.name))
+    for name, (content, _) in BAD_FILES.items():
+        (tmp_path / name).write_bytes(content)
+    store = tmp_path / "s.zarr"
+    result = runner.invoke(app, ["soap", str(good), *(str(tmp_path / n) for n in BAD_FILES), "--store", str(store),
+                                 "--scheduler", scheduler_address, "--no-verbose"])
+    assert result.exit_code == 1, result.output
+    text = _text(result)
+    for name, (_, problem) in BAD_FILES.items():
+        assert re.search(rf"{re.escape(name)}: ({problem})", text), (name, text[-2000:])
+    assert f"{len(BAD_FILES)} failure(s)" in text
+    group = zarr.open_group(str(store), mode="r")
+    assert group["gb/id"][:].tolist() == ["good"] and group.attrs["stages"]["asr"]["done"]
+    assert sorted(f["path"].rsplit("/", 1)[-1] for f in group.attrs["failures"]) == sorted(BAD_FILES)
+
+
+def test_labels_that_match_no_structure(learning_store, tmp_path):
+    store, labels = learning_store
+    bad = tmp_path / "labels.csv"
+    bad.write_text("id,energy\nnot_a_gb,1.0\n")
+    result = runner.invoke(app, ["evaluate", "--store", str(store), "--labels", str(bad), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "labels.csv: 1 id(s) match no structure in the store: not_a_gb" in _text(result)
+
+
+def test_store_of_another_schema_version(tmp_path):
+    store = tmp_path / "old.zarr"
+    zarr.open_group(str(store), mode="w").attrs["schema_version"] = 0
+    good = tmp_path / "good.dump"
+    write_lammps_dump(good, toy_boundary(source=good.name))
+    result = runner.invoke(app, ["soap", str(good), "--store", str(store), "--workers", "1"])
+    assert result.exit_code == 2 and "old.zarr: written by store schema version 0" in _text(result)
+
+
+def test_job_file_with_unknown_keys_and_wrong_types(tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text("store: s.zarr\ninputs: [a.dump]\nsoap: {n_max: many}\nbogus: 1\n")
+    result = runner.invoke(app, ["run", str(job)])
+    assert result.exit_code == 2
+    assert "job.yaml: invalid job file" in _text(result) and "soap.n_max" in _text(result) and "bogus" in _text(result)
+
+
+def test_store_path_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    good = tmp_path / "good.dump"
+    write_lammps_dump(good, toy_boundary(source=good.name))
+    store = blocker / "s.zarr"
+    result = runner.invoke(app, ["soap", str(good), "--store", str(store), "--workers", "1"])
+    assert result.exit_code == 2 and f"{store}: cannot write the store" in _text(result)
