@@ -60,10 +60,21 @@ def _lae_rows(table, lae) -> None:
     table.add_row("LAE wall", f"{lae.wall_s:.1f} s; peak RSS {lae.peak_rss_gib:.2f} GiB (driver + workers)")
 
 
-def _cluster_config(workers, scheduler):
-    """ClusterConfig from the --workers / --scheduler options (defaults where not given)."""
-    from gbdist.cluster import ClusterConfig
+WORKERS = typer.Option(None, help="local worker processes (default: all cores)")
+SCHEDULER = typer.Option(None, help="address of a running Dask scheduler")
+CLUSTER = typer.Option(None, "--cluster", help="cluster file (YAML): local workers, a scheduler address, "
+                       "or SLURM/PBS batch jobs through dask-jobqueue (examples in deploy/)")
 
+
+def _cluster_config(workers, scheduler, cluster_file=None):
+    """ClusterConfig from a --cluster file, or from --workers / --scheduler (defaults where not given)."""
+    from gbdist.cluster import ClusterConfig, load_cluster
+
+    if cluster_file is not None:
+        if workers or scheduler:
+            raise typer.BadParameter("give --cluster, or --workers / --scheduler, not both")
+        with _user_errors():
+            return load_cluster(cluster_file)
     return ClusterConfig(**({"scheduler": scheduler} | ({"workers": workers} if workers else {})))
 
 
@@ -92,13 +103,16 @@ def _run(job) -> None:
 
 @app.command()
 def run(job_file: Path = typer.Argument(..., help="job file (YAML)"),
+        cluster_file: Optional[Path] = CLUSTER,
         verbose: bool = typer.Option(True, help="log progress")) -> None:
-    """Run the stages of a job file."""
+    """Run the stages of a job file (on the cluster of --cluster, if given, instead of the job's)."""
     from gbdist.config import load_job
 
     _setup_logging(verbose)
     with _user_errors():
         job = load_job(job_file)
+    if cluster_file is not None:
+        job.cluster = _cluster_config(None, None, cluster_file)
     _run(job)
 
 
@@ -106,8 +120,9 @@ def run(job_file: Path = typer.Argument(..., help="job file (YAML)"),
 def soap(
     inputs: list[str] = typer.Argument(..., help="structure files, directories or glob patterns"),
     store: str = typer.Option(..., "--store", help="Zarr store path or fsspec URL"),
-    workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
-    scheduler: Optional[str] = typer.Option(None, help="address of a running Dask scheduler"),
+    workers: Optional[int] = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
+    cluster_file: Optional[Path] = CLUSTER,
     element: str = typer.Option("Ni", help="element of every atom when a dump has no element column"),
     pad: float = typer.Option(5.0, help="Å added to the GB extent on each side"),
     normal: str = typer.Option("auto", help="GB normal axis: auto (the open axis), x, y or z"),
@@ -127,7 +142,7 @@ def soap(
             store=store, inputs=inputs, read={"element": element},
             select={"pad": pad, "normal": normal},
             soap={"r_cut": r_cut, "n_max": n_max, "l_max": l_max, "sigma": sigma},
-            chunk_rows=chunk_rows, cluster=_cluster_config(workers, scheduler), stages=["soap", "asr"],
+            chunk_rows=chunk_rows, cluster=_cluster_config(workers, scheduler, cluster_file), stages=["soap", "asr"],
         )
     _run(job)
 
@@ -148,8 +163,9 @@ def lae(
     eps: float = typer.Option(0.032, help="SOAP distance threshold for unique LAEs"),
     sweep: Optional[str] = typer.Option(None, help="START:STOP:STEP: count unique LAEs per eps, save a PNG"),
     out: Path = typer.Option(Path("lae-sweep.png"), help="PNG of the sweep"),
-    workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
-    scheduler: Optional[str] = typer.Option(None, help="address of a running Dask scheduler"),
+    workers: Optional[int] = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
+    cluster_file: Optional[Path] = CLUSTER,
     partitions: Optional[int] = typer.Option(None, help="discovery partitions (default: 2 per worker thread)"),
     verbose: bool = typer.Option(True, help="log progress"),
 ) -> None:
@@ -161,7 +177,7 @@ def lae(
     from gbdist.stages.lae import run_lae_stage, run_lae_sweep
 
     _setup_logging(verbose)
-    cluster = _cluster_config(workers, scheduler)
+    cluster = _cluster_config(workers, scheduler, cluster_file)
     t0 = time.perf_counter()
     with _user_errors(), store_lock(store), dask_client(cluster) as client:
         if sweep:
@@ -219,8 +235,9 @@ def evaluate(
     seed: int = typer.Option(0, help="seed of the splits, CV folds and boosters"),
     eps: Optional[float] = typer.Option(None, help="LER of this eps run (default: the store's default)"),
     class_weight: str = typer.Option("none", help="classification: none or balanced (training rows only)"),
-    workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
-    scheduler: Optional[str] = typer.Option(None, help="address of a running Dask scheduler"),
+    workers: Optional[int] = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
+    cluster_file: Optional[Path] = CLUSTER,
     verbose: bool = typer.Option(True, help="log progress"),
 ) -> None:
     """The paper's Table I protocol: random 50/50 splits, tune + fit on one half, score the other."""
@@ -236,7 +253,7 @@ def evaluate(
     with _user_errors():
         gb_ids, reps, props, eps = _learning_inputs(store, labels, prop, eps)
         model = _model_params(class_weight)
-        with dask_client(_cluster_config(workers, scheduler)) as client:
+        with dask_client(_cluster_config(workers, scheduler, cluster_file)) as client:
             results = run_table1(client, {r: x for r, (x, _) in reps.items()}, props, splits, seed, model)
         wall = time.perf_counter() - t0
         info = {"store": store, "labels": labels, "splits": splits, "seed": seed, "ler_eps": eps,
@@ -267,8 +284,9 @@ def curve(
     fits: int = typer.Option(25, help="random splits (refits) per fraction"),
     seed: int = typer.Option(0, help="seed of the splits, CV folds and boosters"),
     eps: Optional[float] = typer.Option(None, help="LER of this eps run (default: the store's default)"),
-    workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
-    scheduler: Optional[str] = typer.Option(None, help="address of a running Dask scheduler"),
+    workers: Optional[int] = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
+    cluster_file: Optional[Path] = CLUSTER,
     verbose: bool = typer.Option(True, help="log progress"),
 ) -> None:
     """Learning curve (the paper's Fig. 3): held-out score against the training fraction."""
@@ -283,7 +301,7 @@ def curve(
     t0 = time.perf_counter()
     with _user_errors():
         _, reps, props, _ = _learning_inputs(store, labels, [prop], eps)
-        with dask_client(_cluster_config(workers, scheduler)) as client:
+        with dask_client(_cluster_config(workers, scheduler, cluster_file)) as client:
             rows = run_learning_curve(client, {r: x for r, (x, _) in reps.items()}, props[0],
                                       fraction_list, fits, seed, _model_params("none"))
         write_learning_curve(out, rows, prop)
@@ -303,8 +321,9 @@ def learn(
     seed: int = typer.Option(0, help="seed of the CV folds and boosters"),
     eps: Optional[float] = typer.Option(None, help="LER of this eps run (default: the store's default)"),
     class_weight: str = typer.Option("none", help="classification: none or balanced"),
-    workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
-    scheduler: Optional[str] = typer.Option(None, help="address of a running Dask scheduler"),
+    workers: Optional[int] = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
+    cluster_file: Optional[Path] = CLUSTER,
     verbose: bool = typer.Option(True, help="log progress"),
 ) -> None:
     """Train one XGBoost model per property and representation on all labelled GBs (xgboost.dask)."""
@@ -314,7 +333,7 @@ def learn(
     _setup_logging(verbose)
     with _user_errors():
         _, reps, props, eps = _learning_inputs(store, labels, prop, eps)
-        with dask_client(_cluster_config(workers, scheduler)) as client:
+        with dask_client(_cluster_config(workers, scheduler, cluster_file)) as client:
             records = train_models(client, store, reps, props, out, eps, _model_params(class_weight), seed)
     table = Table("property", "representation", "model", "rounds", "CV score", title=f"gbdist learn: {out}")
     for r in records:
@@ -363,8 +382,9 @@ def generate(
     max_index: int = typer.Option(7, help="largest Miller index of the boundary planes"),
     max_period: float = typer.Option(25.0, help="largest in-plane CSL period, Å"),
     limit: Optional[int] = typer.Option(None, help="at most this many boundaries (lowest Σ first)"),
-    workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
-    scheduler: Optional[str] = typer.Option(None, help="address of a running Dask scheduler"),
+    workers: Optional[int] = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
+    cluster_file: Optional[Path] = CLUSTER,
     verbose: bool = typer.Option(True, help="log progress"),
 ) -> None:
     """Build and relax (EMT) symmetric tilt grain boundaries; write dumps, labels and an energy plot."""
@@ -375,7 +395,7 @@ def generate(
     _setup_logging(verbose)
     with _user_errors():
         params = GenerateParams(element=element, max_index=max_index, max_period=max_period, limit=limit)
-        with dask_client(_cluster_config(workers, scheduler)) as client:
+        with dask_client(_cluster_config(workers, scheduler, cluster_file)) as client:
             table = generate_dataset(client, params, out)
     console.print(f"{len(table)} boundaries in {out}/ (energies {table['energy'].min():.3f}–"
                   f"{table['energy'].max():.3f} J/m²; plot: {out / 'energies.png'})")
@@ -384,7 +404,7 @@ def generate(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", help="output folder"),
-    workers: Optional[int] = typer.Option(None, help="local worker processes (default: all cores)"),
+    workers: Optional[int] = WORKERS,
     verbose: bool = typer.Option(True, help="log progress"),
 ) -> None:
     """The embedded default: build and relax Ni boundaries, then soap → lae → learn → explain."""
@@ -426,6 +446,18 @@ def fetch(
     with _user_errors():
         written = fetch_olmsted(dest, base_url, only or None)
     console.print(f"{len(written)} files checked and in place under {dest}/")
+
+
+@app.command("job-script")
+def job_script(cluster_file: Path = typer.Argument(..., help="cluster file with a jobqueue section")) -> None:
+    """Print the SLURM/PBS script that each worker job of a cluster file is submitted with."""
+    from gbdist.cluster import job_script as render, load_cluster
+
+    with _user_errors():
+        config = load_cluster(cluster_file)
+        if config.jobqueue is None:
+            raise GbdistError(f"{cluster_file}: no jobqueue section (workers here or a scheduler address)")
+        typer.echo(render(config.jobqueue))
 
 
 def main() -> None:  # pragma: no cover

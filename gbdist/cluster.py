@@ -1,30 +1,157 @@
-"""A Dask ``Client`` from configuration: a LocalCluster, or an existing scheduler's address."""
+"""A Dask ``Client`` from configuration: a LocalCluster, an existing scheduler, or batch jobs.
+
+The ``cluster`` section of a job file, or a cluster file given with ``--cluster``, says where
+the work runs:
+
+- nothing (or ``workers``/``threads_per_worker``/``memory_limit``): a LocalCluster here;
+- ``scheduler: tcp://host:8786``: a scheduler someone started (``deploy/local/``);
+- ``jobqueue: {system: slurm | pbs, ...}``: workers submitted as batch jobs through
+  dask-jobqueue (``deploy/slurm/``, ``deploy/pbs/``), a fixed number or adaptive.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gbdist.errors import GbdistError
+from gbdist.yaml_model import read_mapping, validate
+
+log = logging.getLogger("gbdist")
 
 # One dscribe / numpy kernel per worker thread: no hidden BLAS or OpenMP threads.
 _SINGLE_THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
+class Adaptive(BaseModel):
+    """Adaptive scaling between ``minimum`` and ``maximum`` batch jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+    minimum: int = Field(0, ge=0)
+    maximum: int = Field(ge=1)
+
+
+class JobqueueConfig(BaseModel):
+    """Dask workers as batch jobs (dask-jobqueue).
+
+    Each job asks for ``cores`` cores and ``memory`` and runs ``processes`` worker processes
+    (``cores // processes`` threads each). ``jobs`` jobs are submitted, or, with ``adaptive``,
+    between its minimum and maximum as the work needs. The other keys are passed to
+    ``dask_jobqueue.SLURMCluster`` / ``PBSCluster`` under the same names.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    system: Literal["slurm", "pbs"]
+    jobs: int = Field(1, ge=1, description="batch jobs to submit (when not adaptive)")
+    adaptive: Adaptive | None = None
+    cores: int = Field(1, ge=1, description="cores per job")
+    processes: int = Field(1, ge=1, description="worker processes per job")
+    memory: str = Field("4GiB", description="memory per job")
+    walltime: str = "01:00:00"
+    queue: str | None = None
+    account: str | None = None
+    resource_spec: str | None = Field(None, description="PBS only: the -l select=... line")
+    interface: str | None = Field(None, description="network interface of the workers, e.g. ib0 or lo")
+    local_directory: str | None = Field(None, description="worker scratch space on the compute node")
+    log_directory: str | None = Field(None, description="where the batch jobs write their logs")
+    job_extra_directives: list[str] = Field(default_factory=list, description="extra #SBATCH / #PBS lines")
+    job_script_prologue: list[str] = Field(default_factory=list, description="shell lines before the worker starts")
+    wait_s: float = Field(600, gt=0, description="how long to wait for the workers to start")
+
+    @model_validator(mode="after")
+    def _pbs_only(self):
+        if self.system != "pbs" and self.resource_spec is not None:
+            raise ValueError("resource_spec is a PBS setting; SLURM takes cores and memory")
+        if self.processes > self.cores:
+            raise ValueError(f"processes ({self.processes}) cannot exceed cores ({self.cores})")
+        return self
+
+    @property
+    def n_workers(self) -> int:
+        """Worker processes once every job has started (the adaptive minimum, if adaptive)."""
+        return (self.adaptive.minimum if self.adaptive else self.jobs) * self.processes
+
+
 class ClusterConfig(BaseModel):
     """Where the work runs.
 
-    ``scheduler``: address of a running scheduler (``tcp://host:8786``); otherwise a
-    LocalCluster of ``workers`` processes with ``threads_per_worker`` threads each.
+    ``scheduler``: address of a running scheduler (``tcp://host:8786``); ``jobqueue``: batch
+    jobs; otherwise a LocalCluster of ``workers`` processes with ``threads_per_worker`` threads.
     """
 
     model_config = ConfigDict(extra="forbid")
     scheduler: str | None = None
+    jobqueue: JobqueueConfig | None = None
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     memory_limit: str = "4GiB"
     dashboard: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if self.scheduler and self.jobqueue:
+            raise ValueError("give either scheduler or jobqueue, not both")
+        return self
+
+
+def load_cluster(path: str | Path) -> ClusterConfig:
+    """Read a cluster file: a YAML mapping that is a job file's ``cluster`` section, or holds one.
+
+    Raises
+    ------
+    GbdistError
+        Naming the file and every key that is unknown or of the wrong type.
+    """
+    path = Path(path)
+    raw = read_mapping(path, "cluster file")
+    if set(raw) == {"cluster"} and isinstance(raw["cluster"], dict):
+        raw = raw["cluster"]
+    return validate(ClusterConfig, raw, path, "cluster file")
+
+
+def _job_kwargs(config: JobqueueConfig) -> dict:
+    """dask-jobqueue keyword arguments of ``config``, with single-threaded numerics on the workers."""
+    kwargs = config.model_dump(exclude={"system", "jobs", "adaptive", "wait_s"}, exclude_none=True)
+    kwargs["job_script_prologue"] = [*(f"export {k}={v}" for k, v in _SINGLE_THREAD_ENV.items()),
+                                     *config.job_script_prologue]
+    return kwargs
+
+
+def _job_class(config: JobqueueConfig):
+    import dask_jobqueue
+
+    return {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[config.system]
+
+
+def jobqueue_cluster(config: JobqueueConfig):
+    """A dask-jobqueue cluster object for ``config``; no job is submitted until it is scaled."""
+    return _job_class(config)(silence_logs=logging.ERROR, **_job_kwargs(config))
+
+
+def job_script(config: JobqueueConfig, scheduler: str = "tcp://SCHEDULER:8786") -> str:
+    """The batch script one worker job of ``config`` would be submitted with (nothing is started)."""
+    job = _job_class(config).job_cls(scheduler=scheduler, name="gbdist-worker", **_job_kwargs(config))
+    return job.job_script()
+
+
+def _wait_for_batch_workers(client, cluster, config: JobqueueConfig) -> None:
+    """Wait until every requested worker runs; go on with fewer (with a warning) after ``wait_s``."""
+    wanted = max(config.n_workers, 1)
+    log.info("waiting for %d worker(s) from %s (up to %.0f s)", wanted, config.system, config.wait_s)
+    try:
+        client.wait_for_workers(wanted, timeout=config.wait_s)
+    except TimeoutError:
+        have = len(client.scheduler_info(n_workers=-1)["workers"])
+        if have == 0:
+            raise GbdistError(f"no {config.system} worker started within {config.wait_s:.0f} s; check the "
+                              f"queue and the job logs ({config.log_directory or 'the submit folder'}). "
+                              f"Job script:\n{cluster.job_script()}") from None
+        log.warning("%d of %d workers started within %.0f s; going on with them", have, wanted, config.wait_s)
 
 
 @contextmanager
@@ -35,6 +162,16 @@ def dask_client(config: ClusterConfig | None = None):
     config = config or ClusterConfig()
     if config.scheduler:
         with Client(config.scheduler) as client:
+            yield client
+        return
+    if config.jobqueue:
+        jq = config.jobqueue
+        with jobqueue_cluster(jq) as cluster, Client(cluster) as client:
+            if jq.adaptive:
+                cluster.adapt(minimum_jobs=jq.adaptive.minimum, maximum_jobs=jq.adaptive.maximum)
+            else:
+                cluster.scale(jobs=jq.jobs)
+            _wait_for_batch_workers(client, cluster, jq)
             yield client
         return
     os.environ.update(_SINGLE_THREAD_ENV)  # inherited by the worker processes

@@ -6,16 +6,15 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gbdist.cluster import ClusterConfig
 from gbdist.datasets.generate import GenerateParams
-from gbdist.errors import GbdistError
 from gbdist.io import ReadParams
 from gbdist.select import SelectParams
 from gbdist.soap import SoapParams
 from gbdist.stages.soap import SoapStageParams
+from gbdist.yaml_model import read_mapping, validate
 
 STAGES = ("soap", "asr", "lae")
 
@@ -73,19 +72,7 @@ def load_job(path: str | Path) -> JobConfig:
         Naming the file and every key that is unknown or of the wrong type.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise GbdistError(f"{path}: cannot read the job file ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise GbdistError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(raw, dict):
-        raise GbdistError(f"{path}: a job file is a YAML mapping of keys to values")
-    try:
-        job = JobConfig.model_validate(raw)
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise GbdistError(f"{path}: invalid job file: {problems}") from None
+    job = validate(JobConfig, read_mapping(path, "job file"), path, "job file")
     base = path.resolve().parent
     job.inputs = [i if _is_url(i) or Path(i).is_absolute() else os.path.normpath(base / i) for i in job.inputs]
     if not _is_url(job.store) and not Path(job.store).is_absolute():

@@ -115,20 +115,16 @@ def soap_flags(store):
 TIMINGS = {"progress/soap_cpu"}  # measured CPU seconds: bookkeeping, not data
 
 
-def array_digests(store) -> dict[str, str]:
-    """sha256 of every data array in a store, by name (timing arrays left out)."""
+def array_digests(store, storage_options: dict | None = None) -> dict[str, str]:
+    """sha256 of every data array in a store (path or URL), by path (timing arrays left out)."""
     import hashlib
 
     import zarr
 
-    group = zarr.open_group(str(store), mode="r")
-    out = {}
-    for name, arr in group.arrays():
-        out[name] = hashlib.sha256(np.asarray(arr[...]).tobytes()).hexdigest()
-    for gname, sub in group.groups():
-        for name, arr in sub.arrays():
-            out[f"{gname}/{name}"] = hashlib.sha256(np.asarray(arr[...]).tobytes()).hexdigest()
-    return {k: v for k, v in out.items() if k not in TIMINGS}
+    group = zarr.open_group(str(store), mode="r", storage_options=storage_options)
+    return {name: hashlib.sha256(np.asarray(arr[...]).tobytes()).hexdigest()
+            for name, arr in group.members(max_depth=None)
+            if isinstance(arr, zarr.Array) and name not in TIMINGS}
 
 
 @pytest.fixture(scope="session")

@@ -97,7 +97,7 @@ def test_distributed_merge_matches_one_partition(tmp_path, scheduler_address, mo
     import gbdist.stages.lae as stage
 
     rows, member, centres = _clustered_store(tmp_path / "c.zarr")
-    monkeypatch.setattr(stage, "_seed", lambda group: centres[0])
+    monkeypatch.setattr(stage, "_seed", lambda client, group: centres[0])
     labels = {}
     with Client(scheduler_address) as client:
         for parts in (1, 4):

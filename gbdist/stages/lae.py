@@ -100,9 +100,11 @@ def _partitions(n_chunks: int, n_parts: int) -> list[list[int]]:
     return [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def _seed(group) -> np.ndarray:
+def _seed(client, group) -> np.ndarray:
+    """Perfect-fcc SOAP, computed on a worker: the same single-threaded kernel as every SOAP row,
+    so the seed (and every similarity to it) is bit-identical whichever process drives the job."""
     params = SoapParams(**group.attrs["params"]["soap"])
-    return perfect_fcc_soap(params, list(group.attrs["species"]))
+    return client.submit(perfect_fcc_soap, params, list(group.attrs["species"]), pure=False).result()
 
 
 def discover_leaders(client, store, storage_options, eps_values, partitions: int):
@@ -110,7 +112,7 @@ def discover_leaders(client, store, storage_options, eps_values, partitions: int
     group = open_store(store, mode="r", storage_options=storage_options)
     if not stage_done(group, "soap"):
         raise StoreError(f"{store}: the soap stage is not complete; run it first")
-    seed = _seed(group)
+    seed = _seed(client, group)
     n_chunks = group["progress/soap"].shape[0]
     parts = _partitions(n_chunks, partitions)
     futures = client.map(discover_partition, parts, store=store, storage_options=storage_options,
