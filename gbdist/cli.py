@@ -10,6 +10,7 @@ from typing import Optional
 
 import numpy as np
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
@@ -52,7 +53,7 @@ def _print_summary(report) -> None:
     table.add_row("failures", f"{len(report.failures)}")
     console.print(table)
     for f in report.failures:
-        console.print(f"[red]failed[/red] {f['error']}")
+        console.print(f"[red]failed[/red] {escape(f['error'])}")
 
 
 def _lae_rows(table, lae) -> None:
@@ -86,7 +87,7 @@ def _user_errors():
     try:
         yield
     except (GbdistError, ValidationError) as err:
-        console.print(f"[red]error:[/red] {err}")
+        console.print(f"[red]error:[/red] {escape(str(err))}")
         raise typer.Exit(2) from None
 
 
@@ -446,6 +447,27 @@ def fetch(
     with _user_errors():
         written = fetch_olmsted(dest, base_url, only or None)
     console.print(f"{len(written)} files checked and in place under {dest}/")
+
+
+@app.command()
+def bench(
+    bench_file: Optional[Path] = typer.Argument(None, help="bench file (jobs/bench-*.yaml); default: "
+                                                "the Olmsted dumps in ../shared, no scale-up"),
+    out: Path = typer.Option(Path("out/bench"), "--out", help="output folder (stores, bench.json, bench.md)"),
+    scale: Optional[int] = typer.Option(None, help="synthetic scale-up factor (overrides the file; 0: none)"),
+    verbose: bool = typer.Option(True, help="log progress"),
+) -> None:
+    """Measure every stage: wall, CPU, rows/s, peak RSS per worker; speed-up; SOAP efficiency; scale-up."""
+    from gbdist.bench import load_bench, run_bench
+
+    _setup_logging(verbose)
+    with _user_errors():
+        config = load_bench(bench_file)
+        if scale is not None:
+            config.scale = scale
+        result = run_bench(config, out)
+    typer.echo((out / "bench.md").read_text())
+    console.print(f"bench figures in {out}/bench.json ({len(result['summary'])} figures)")
 
 
 @app.command("job-script")

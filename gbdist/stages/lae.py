@@ -26,6 +26,7 @@ import zarr
 from gbdist.errors import StoreError
 from gbdist.lae import assign_to_leaders, greedy_leaders, ler_matrix, perfect_fcc_soap, similarity_threshold
 from gbdist.progress import as_completed_with_progress
+from gbdist.rss import peak_rss_bytes, reset_peak_rss
 from gbdist.soap import SoapParams
 from gbdist.store import open_store, stage_done, write_array
 
@@ -152,7 +153,7 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     from gbdist.cluster import n_worker_threads
 
     t0 = time.perf_counter()
-    client.run(_reset_peak_rss)
+    client.run(reset_peak_rss)
     partitions = partitions or 2 * n_worker_threads(client)
     rows, vectors = discover_leaders(client, store, storage_options, [eps], partitions)[eps]
     group = open_store(store, mode="a", storage_options=storage_options)
@@ -179,27 +180,10 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     return LaeReport(eps, n_rows, len(rows), n_orphan, wall, lae_group_name(eps), peak)
 
 
-def _reset_peak_rss() -> None:
-    """Reset the kernel's peak-RSS counter of this process (Linux), so peaks are per stage."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
-
-
-def _rss_peak_bytes() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def _peak_rss_gib(client) -> float:
     """Peak RSS of the driver plus all workers since the last reset, GiB."""
-    workers = client.run(_rss_peak_bytes)
-    return (sum(workers.values()) + _rss_peak_bytes()) / 2**30
+    workers = client.run(peak_rss_bytes)
+    return (sum(workers.values()) + peak_rss_bytes()) / 2**30
 
 
 def run_lae_sweep(client, store: str, eps_values: list[float], png, partitions: int | None = None,

@@ -1,0 +1,335 @@
+"""``gbdist bench``: how fast each stage runs and how its cost grows, measured in one run.
+
+On the Olmsted survey (or any folder of dumps with an Olmsted-style labels table):
+
+- parse: dump text parsed per CPU second, decompression excluded (MB/s per core);
+- the whole data path (dumps → select → soap → asr → lae → LER) on one cluster, stage by
+  stage, each with wall, worker + driver CPU, rows/s and peak RSS per worker; then learn
+  (xgboost.dask on the ASR, energy);
+- SOAP efficiency two ways: the stage's own dscribe CPU-s ÷ (wall × workers), and the bare
+  dscribe kernel on a sample of the same centres in this process, scaled to all rows;
+- the 2-worker speed-up against 1 worker on the same subset of dumps;
+- the unique-LAE stage against a NumPy brute-force leader pass over the same rows;
+- optionally a synthetic scale-up: every dump replicated with small random displacements,
+  through soap → asr → lae → learn, to show peak RSS per worker against data size.
+
+Writes ``bench.json`` and ``bench.md`` in the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import zlib
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import psutil
+from pydantic import BaseModel, ConfigDict, Field
+
+from gbdist.cluster import ClusterConfig, dask_client
+from gbdist.config import JobConfig
+from gbdist.io import expand_inputs
+from gbdist.io.files import open_bytes, structure_id
+from gbdist.io.lammps import parse_lammps_dump
+from gbdist.job import run_job
+from gbdist.progress import as_completed_with_progress, with_progress
+from gbdist.rss import peak_rss_bytes, reset_peak_rss
+
+log = logging.getLogger("gbdist")
+
+
+class BenchConfig(BaseModel):
+    """What ``gbdist bench`` measures (a YAML file in ``jobs/bench-*.yaml``, or the defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[str] = Field(default_factory=lambda: ["../shared/data/olmsted/dumps/*.out.xz"])
+    labels: str = "olmsted"
+    workers: int = Field(2, ge=1)
+    memory_limit: str = "6GiB"
+    speedup_dumps: int = Field(48, ge=2, description="dumps of the 1-vs-2-worker comparison")
+    bare_dumps: int = Field(12, ge=1, description="dumps whose centres the bare dscribe kernel runs")
+    scale: int = Field(0, ge=0, description="synthetic scale-up factor; 0 skips it")
+    displacement: float = Field(0.02, ge=0, description="Å, std of the replicas' random displacements")
+
+
+@dataclass
+class StageFigure:
+    """One stage of one run: wall s, CPU s (workers + driver), rows, peak RSS per worker (GiB)."""
+
+    stage: str
+    wall_s: float
+    cpu_s: float
+    rows: int
+    peak_rss_gib_per_worker: float
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.wall_s if self.wall_s > 0 else float("nan")
+
+
+def load_bench(path: str | Path | None) -> BenchConfig:
+    """A bench file (YAML, inputs relative to its folder), or the defaults when ``path`` is None."""
+    from gbdist.yaml_model import read_mapping, validate
+
+    if path is None:
+        return BenchConfig()
+    path = Path(path)
+    config = validate(BenchConfig, read_mapping(path, "bench file"), path, "bench file")
+    base = path.resolve().parent
+    config.inputs = [i if Path(i).is_absolute() else os.path.normpath(base / i) for i in config.inputs]
+    if config.labels != "olmsted" and not Path(config.labels).is_absolute():
+        config.labels = os.path.normpath(base / config.labels)
+    return config
+
+
+# ---------------------------------------------------------------- process accounting
+def _cpu_s() -> float:
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
+
+
+class _Meter:
+    """Wall, CPU (workers + driver) and peak RSS per worker of one stage."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __enter__(self):
+        self.client.run(reset_peak_rss)
+        self.cpu0 = sum(self.client.run(_cpu_s).values()) + _cpu_s()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.t0
+        self.cpu = sum(self.client.run(_cpu_s).values()) + _cpu_s() - self.cpu0
+        self.peak = max(self.client.run(peak_rss_bytes).values()) / 2**30
+
+    def figure(self, stage: str, rows: int) -> StageFigure:
+        return StageFigure(stage, self.wall, self.cpu, rows, self.peak)
+
+
+# ---------------------------------------------------------------- parts
+def parse_rate(files: list[str]) -> dict:
+    """Dump text parsed per CPU second of this process, decompression excluded (MB/s per core)."""
+    text_bytes, cpu = 0, 0.0
+    for path in with_progress(files, "parse"):
+        data = open_bytes(path)
+        t0 = time.process_time()
+        parse_lammps_dump(data, Path(path).name)
+        cpu += time.process_time() - t0
+        text_bytes += len(data)
+    return {"files": len(files), "text_mb": text_bytes / 1e6, "cpu_s": cpu, "mb_s_per_core": text_bytes / 1e6 / cpu}
+
+
+def data_path(client, store: Path, files: list[str], workers: int) -> tuple[list[StageFigure], dict]:
+    """soap (with select), asr and lae as separate runs on one cluster, each metered."""
+    figures, info = [], {}
+    cluster = ClusterConfig(scheduler=client.scheduler.address)
+    for stage in ("soap", "asr", "lae"):
+        job = JobConfig(store=str(store), inputs=files, cluster=cluster, stages=[stage])
+        with _Meter(client) as meter:
+            report = run_job(job)
+        if stage == "soap":
+            soap = report.soap
+            if soap.failures:
+                raise RuntimeError(f"{len(soap.failures)} dumps failed, e.g. {soap.failures[0]['error']}")
+            info.update(n_gb=soap.n_gb, n_lae=soap.n_lae, select_s=soap.select_wall_s, soap_s=soap.soap_wall_s,
+                        kernel_cpu_s=soap.kernel_cpu_s, soap_efficiency=soap.efficiency, workers=workers)
+            figures.append(StageFigure("select", soap.select_wall_s, float("nan"), soap.n_lae, float("nan")))
+        if stage == "lae":
+            info.update(lae_s=report.lae.wall_s, n_unique=report.lae.n_unique)
+        figures.append(meter.figure(stage, info["n_lae"]))
+    return figures, info
+
+
+def learn_stage(client, store: Path, labels, out: Path) -> StageFigure:
+    """xgboost.dask energy model on the ASR (CV on a worker, then the distributed fit)."""
+    from gbdist.features import read_representations
+    from gbdist.labels import align_labels
+    from gbdist.store import open_store
+    from gbdist.train import train_models
+
+    group = open_store(str(store))
+    reps = {"ASR": read_representations(group)["ASR"]}
+    gb_ids = group["gb/id"][:]
+    props = align_labels(labels[labels.index.isin(set(gb_ids))], gb_ids, ["energy"])  # labels: indexed by id
+    with _Meter(client) as meter:
+        train_models(client, str(store), reps, props, out, None)
+    return meter.figure("learn", len(props[0].rows))
+
+
+def bare_kernel(store: Path, n_gb: int) -> dict:
+    """The dscribe kernel alone, in this process, on the centres of the store's first ``n_gb`` GBs."""
+    from gbdist.io.read import read_structure
+    from gbdist.soap import SoapParams, soap_rows
+    from gbdist.store import open_store
+
+    group = open_store(str(store))
+    params = SoapParams(**group.attrs["params"]["soap"])
+    offset, atoms = group["gb/offset"][: n_gb + 1], group["lae/atom"][:]
+    sources, normals, species = group["gb/source"][:n_gb], group["gb/normal"][:n_gb], list(group.attrs["species"])
+    rows, cpu = 0, 0.0
+    for gb in with_progress(range(n_gb), "bare dscribe"):
+        structure = read_structure(str(sources[gb]))
+        where = {int(a): i for i, a in enumerate(structure.ids)}
+        centres = np.array([where[int(a)] for a in atoms[offset[gb]:offset[gb + 1]]])
+        _, kernel = soap_rows(structure, centres, params, species, int(normals[gb]))
+        rows += len(centres)
+        cpu += kernel
+    return {"rows": rows, "cpu_s": cpu, "rows_per_cpu_s": rows / cpu}
+
+
+def numpy_leader_pass(store: Path, eps: float) -> dict:
+    """Brute-force greedy leaders in NumPy: every row, in order, against every leader so far."""
+    from gbdist.lae import perfect_fcc_soap, similarity_threshold
+    from gbdist.soap import SoapParams
+    from gbdist.store import open_store
+
+    group = open_store(str(store))
+    thr = similarity_threshold(eps)
+    soap = group["soap"]
+    seed = perfect_fcc_soap(SoapParams(**group.attrs["params"]["soap"]), list(group.attrs["species"]))
+    leaders = np.zeros((1024, soap.shape[1]), np.float32)
+    leaders[0], n = seed, 1
+    labels = np.empty(soap.shape[0], np.int32)
+    t0 = time.perf_counter()
+    step = soap.chunks[0]
+    for start in with_progress(range(0, soap.shape[0], step), "numpy leaders"):
+        block = soap[start:start + step]
+        for i, row in enumerate(block):
+            sims = leaders[:n] @ row
+            best = int(np.argmax(sims))
+            if sims[best] < thr:
+                if n == len(leaders):
+                    leaders = np.vstack([leaders, np.zeros_like(leaders)])
+                leaders[n], best, n = row, n, n + 1
+            labels[start + i] = best
+    return {"wall_s": time.perf_counter() - t0, "n_unique": n}
+
+
+def speedup(files: list[str], out: Path, memory_limit: str) -> dict:
+    """SOAP stage wall with 1 and with 2 workers on the same dumps (fresh stores)."""
+    walls = {}
+    for n in (1, 2):
+        cluster = ClusterConfig(workers=n, memory_limit=memory_limit)
+        job = JobConfig(store=str(out / f"speedup-{n}w.zarr"), inputs=files, cluster=cluster, stages=["soap"])
+        walls[n] = run_job(job).soap.soap_wall_s
+    return {"dumps": len(files), "soap_s_1w": walls[1], "soap_s_2w": walls[2], "speedup_2v1": walls[1] / walls[2]}
+
+
+def _replicate(path: str, copies: int, displacement: float, folder: str) -> list[str]:
+    """Worker task: ``copies`` replicas of one dump (plain text ``<id>.r<k>.dump``), atoms
+    displaced by N(0, displacement²) Å with a seed from the id; existing replicas are kept."""
+    from gbdist.io.lammps import write_lammps_dump
+    from gbdist.io.read import read_structure
+
+    structure = read_structure(path)
+    stem = structure_id(path)
+    written = []
+    for r in range(copies):
+        target = Path(folder) / f"{stem}.r{r}.dump"
+        if not target.exists():
+            rng = np.random.default_rng([zlib.crc32(stem.encode()), r])
+            moved = structure.positions + rng.normal(0, displacement, structure.positions.shape)
+            write_lammps_dump(target, replace(structure, positions=moved))
+        written.append(str(target))
+    return written
+
+
+def scale_up(client, files: list[str], labels, factor: int, displacement: float, out: Path, workers: int) -> dict:
+    """soap → asr → lae → learn on ``factor`` displaced replicas of every dump."""
+    import pandas as pd
+
+    folder = out / f"replicas-{factor}x"
+    folder.mkdir(parents=True, exist_ok=True)
+    futures = client.map(_replicate, files, copies=factor, displacement=displacement, folder=str(folder))
+    replicas = sorted(p for f in as_completed_with_progress(futures, "replicas") for p in f.result())
+    ids = {structure_id(p): structure_id(p).rpartition(".r")[0] for p in replicas}  # replica → source id
+    replica_labels = pd.DataFrame({"energy": labels.loc[list(ids.values()), "energy"].to_numpy()},
+                                  index=pd.Index(list(ids), name="id"))
+    figures, info = data_path(client, out / f"scale-{factor}x.zarr", replicas, workers)
+    figures.append(learn_stage(client, out / f"scale-{factor}x.zarr", replica_labels, out / f"models-{factor}x"))
+    return {"factor": factor, "figures": figures, **info}
+
+
+# ---------------------------------------------------------------- the run
+def run_bench(config: BenchConfig, out: Path) -> dict:
+    """Every measurement in one run; returns (and writes) the ``bench.json`` content."""
+    from gbdist.labels import load_labels
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = expand_inputs(config.inputs)
+    labels = load_labels(config.labels)
+    result: dict = {"config": config.model_dump(), "cpu_count": os.cpu_count()}
+
+    log.info("bench: parsing %d dumps", len(files))
+    result["parse"] = parse_rate(files)
+
+    log.info("bench: 1 vs 2 workers on %d dumps", config.speedup_dumps)
+    result["speedup"] = speedup(files[: config.speedup_dumps], out, config.memory_limit)
+
+    store = out / "olmsted.zarr"
+    cluster = ClusterConfig(workers=config.workers, memory_limit=config.memory_limit)
+    t0 = time.perf_counter()
+    with dask_client(cluster) as client:
+        start_s = time.perf_counter() - t0
+        log.info("bench: the data path on %d dumps", len(files))
+        figures, info = data_path(client, store, files, config.workers)
+        figures.append(learn_stage(client, store, labels, out / "models"))
+        result["olmsted"] = {"cluster_start_s": start_s, "figures": [asdict(f) | {"rows_per_s": f.rows_per_s}
+                                                                    for f in figures], **info}
+        if config.scale:
+            log.info("bench: %d× scale-up", config.scale)
+            scaled = scale_up(client, files, labels, config.scale, config.displacement, out, config.workers)
+            scaled["figures"] = [asdict(f) | {"rows_per_s": f.rows_per_s} for f in scaled["figures"]]
+            result["scale_up"] = scaled
+
+    log.info("bench: bare dscribe kernel on %d dumps", config.bare_dumps)
+    result["bare"] = bare_kernel(store, config.bare_dumps)
+    log.info("bench: NumPy brute-force leader pass")
+    result["numpy_leaders"] = numpy_leader_pass(store, 0.032)
+    result["summary"] = _summary(result, figures, config.workers)
+    (out / "bench.json").write_text(json.dumps(result, indent=1, default=float))
+    (out / "bench.md").write_text(bench_markdown(result))
+    return result
+
+
+def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
+    olm = result["olmsted"]
+    path_s = sum(f.wall_s for f in figures if f.stage in ("soap", "asr", "lae"))
+    bare_s = olm["n_lae"] / result["bare"]["rows_per_cpu_s"]
+    data_stages = [f for f in figures if f.stage in ("soap", "asr", "lae", "learn")]
+    summary = {
+        "olmsted_total_s": olm["cluster_start_s"] + path_s,
+        "soap_efficiency": olm["soap_efficiency"],
+        "soap_efficiency_vs_bare": bare_s / (olm["soap_s"] * workers),
+        "speedup_2v1": result["speedup"]["speedup_2v1"],
+        "lae_s": olm["lae_s"],
+        "lae_vs_numpy": result["numpy_leaders"]["wall_s"] / olm["lae_s"],
+        "parse_mb_s_per_core": result["parse"]["mb_s_per_core"],
+        "peak_rss_gib_1x": max(f.peak_rss_gib_per_worker for f in data_stages),
+    }
+    if "scale_up" in result:
+        summary["peak_rss_gib_10x"] = max(f["peak_rss_gib_per_worker"] for f in result["scale_up"]["figures"]
+                                          if f["stage"] != "select")  # select is not metered alone
+        summary["scale_factor"] = result["scale_up"]["factor"]
+    return summary
+
+
+def bench_markdown(result: dict) -> str:
+    """The figures as Markdown tables: the summary, then every stage of every run."""
+    lines = ["| figure | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in result["summary"].items()]
+    for run in ("olmsted", "scale_up"):
+        if run not in result:
+            continue
+        lines += ["", f"**{run}** ({result[run]['n_gb']} GBs, {result[run]['n_lae']:,} LAEs)", "",
+                  "| stage | wall s | CPU s | rows/s | peak RSS per worker GiB |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {f['stage']} | {f['wall_s']:.1f} | {f['cpu_s']:.1f} | {f['rows_per_s']:,.0f} | "
+                  f"{f['peak_rss_gib_per_worker']:.2f} |" for f in result[run]["figures"]]
+    return "\n".join(lines) + "\n"
