@@ -18,14 +18,32 @@ def similarity_threshold(eps: float) -> float:
     return 1.0 - 0.5 * eps * eps
 
 
-def _index(vectors: np.ndarray) -> faiss.IndexFlatIP:
+HOT = 32
+"""Leaders compared with every row first (the most populated ones): one small GEMM."""
+
+DISTANCE_MARGIN = 1e-3
+"""SOAP-distance slack (covers float32 rounding of the similarities) in the shortcut test."""
+
+
+def soap_distance(similarity: np.ndarray) -> np.ndarray:
+    """SOAP distance √(2 − 2 a·b) between unit vectors from their inner product."""
+    return np.sqrt(np.maximum(2.0 - 2.0 * np.asarray(similarity, dtype=np.float64), 0.0))
+
+
+def ip_index(vectors: np.ndarray) -> faiss.IndexFlatIP:
     index = faiss.IndexFlatIP(vectors.shape[1])
     if len(vectors):
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index
 
 
-def greedy_leaders(rows: np.ndarray, eps: float, seed: np.ndarray, batch: int = 2048) -> np.ndarray:
+def most_counted(counts: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest counts, ties to the lower index; (min(k, n),) int64."""
+    return np.argsort(-counts, kind="stable")[:k]
+
+
+def greedy_leaders(rows: np.ndarray, eps: float, seed: np.ndarray, batch: int = 2048,
+                   hot: int = HOT) -> np.ndarray:
     """Rows that become leaders, in order, when ``rows`` are scanned after the ``seed`` leaders.
 
     Parameters
@@ -33,23 +51,36 @@ def greedy_leaders(rows: np.ndarray, eps: float, seed: np.ndarray, batch: int = 
     rows : (n, d) float32 unit vectors.
     eps : SOAP distance below which a row is covered by a leader.
     seed : (k, d) leaders already in place (e.g. perfect fcc).
-    batch : rows per block: FAISS screens a block against the leaders so far, then the
-        rows it leaves open are scanned in order through their Gram matrix.
+    batch : rows per block. Each block is screened against the ``hot`` leaders that covered
+        the most rows so far (one GEMM), then FAISS screens what is left against all leaders;
+        the rows still open are scanned in order through their Gram matrix.
 
     Returns
     -------
     (m,) int64 indices into ``rows`` of the new leaders, ascending.
     """
     thr = similarity_threshold(eps)
-    index = _index(seed)
+    index = ip_index(seed)
+    vectors = [np.ascontiguousarray(seed, dtype=np.float32)]
+    counts = np.zeros(len(seed), np.int64)
     new: list[int] = []
     for start in range(0, len(rows), batch):
         block = np.ascontiguousarray(rows[start:start + batch], dtype=np.float32)
+        open_rows = np.arange(len(block))
         if index.ntotal:
-            best, _ = index.search(block, 1)
-            open_rows = np.flatnonzero(best[:, 0] < thr)
-        else:
-            open_rows = np.arange(len(block))
+            leaders = np.vstack(vectors) if len(vectors) > 1 else vectors[0]
+            vectors = [leaders]
+            hot_ids = most_counted(counts, hot)
+            sims = block @ leaders[hot_ids].T
+            best = sims.argmax(axis=1)
+            covered = sims[np.arange(len(block)), best] >= thr
+            np.add.at(counts, hot_ids[best[covered]], 1)
+            open_rows = open_rows[~covered]
+            if len(open_rows):
+                sim, idx = index.search(block[open_rows], 1)
+                found = sim[:, 0] >= thr
+                np.add.at(counts, idx[found, 0], 1)
+                open_rows = open_rows[~found]
         if not len(open_rows):
             continue
         candidates = block[open_rows]
@@ -62,13 +93,55 @@ def greedy_leaders(rows: np.ndarray, eps: float, seed: np.ndarray, batch: int = 
                 alive &= gram[i] < thr
         new.extend(start + int(open_rows[i]) for i in chosen)
         index.add(candidates[chosen])
+        vectors.append(candidates[chosen])
+        counts = np.concatenate([counts, np.ones(len(chosen), np.int64)])
     return np.asarray(new, dtype=np.int64)
 
 
-def assign_to_leaders(rows: np.ndarray, leaders: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Most similar leader of each row: (labels (n,) int32, similarities (n,) float32)."""
-    sims, labels = _index(leaders).search(np.ascontiguousarray(rows, dtype=np.float32), 1)
-    return labels[:, 0].astype(np.int32), sims[:, 0].astype(np.float32)
+class LeaderSearch:
+    """Most similar leader of each row: exact, with a triangle-inequality shortcut.
+
+    Every row is first compared with the ``hot`` leaders (one GEMM). Let L be its most
+    similar hot leader, at SOAP distance δ, and m_L the distance from L to the nearest
+    leader outside the hot set. Any such leader M has d(row, M) ≥ d(L, M) − δ ≥ m_L − δ, so
+    when 2δ < m_L no leader beats L and the row is done; FAISS searches the rest against
+    all leaders. The result is the same as searching every row against every leader.
+
+    leaders : (n_u, d) float32 unit vectors; hot : indices of the leaders compared first.
+    """
+
+    def __init__(self, leaders: np.ndarray, hot: np.ndarray):
+        self.leaders = np.ascontiguousarray(leaders, dtype=np.float32)
+        self.hot = np.asarray(hot, dtype=np.int64) if len(hot) else np.arange(min(1, len(leaders)))
+        self.index = ip_index(self.leaders)
+        cold = np.setdiff1d(np.arange(len(self.leaders)), self.hot)
+        gaps = soap_distance(self.leaders[self.hot].astype(np.float64) @ self.leaders[cold].T.astype(np.float64))
+        self.reach = (gaps.min(axis=1) if len(cold) else np.full(len(self.hot), np.inf)) - DISTANCE_MARGIN
+
+    def hot_pass(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Best hot leader of each row: (labels, similarities, done (n,) bool: provably the best)."""
+        sims = rows @ self.leaders[self.hot].T
+        best = sims.argmax(axis=1)
+        similarity = sims[np.arange(len(rows)), best].astype(np.float32)
+        return self.hot[best].astype(np.int32), similarity, 2.0 * soap_distance(similarity) < self.reach[best]
+
+    def search(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(labels (n,) int32, similarities (n,) float32) of ``rows`` (n, d)."""
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        labels, similarity, done = self.hot_pass(rows)
+        rest = np.flatnonzero(~done)
+        if len(rest):
+            s, i = self.index.search(rows[rest], 1)
+            labels[rest], similarity[rest] = i[:, 0], s[:, 0]
+        return labels, similarity
+
+
+def assign_to_leaders(rows: np.ndarray, leaders: np.ndarray, hot: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Most similar leader of each row: (labels (n,) int32, similarities (n,) float32).
+
+    ``hot`` (default: the first ``HOT`` leaders) only sets how fast; see ``LeaderSearch``.
+    """
+    return LeaderSearch(leaders, np.arange(min(HOT, len(leaders))) if hot is None else hot).search(rows)
 
 
 def ler_matrix(counts: np.ndarray) -> np.ndarray:

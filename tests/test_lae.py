@@ -6,7 +6,7 @@ import zarr
 
 from conftest import make_job
 from gbdist.job import run_job
-from gbdist.lae import assign_to_leaders, greedy_leaders, knee, ler_matrix, similarity_threshold
+from gbdist.lae import LeaderSearch, assign_to_leaders, greedy_leaders, knee, ler_matrix, similarity_threshold
 from gbdist.stages.lae import lae_group_name, run_lae_stage
 from gbdist.store import write_array
 
@@ -60,6 +60,23 @@ def test_no_row_within_eps_of_a_leader_becomes_a_leader(batch):
     for j, r in enumerate(leaders):  # and the greedy order: no leader within eps of an earlier one
         assert (vecs[: j + 1] @ rows[r]).max() < thr
     assert leaders.tolist() == greedy_leaders(rows, eps, seed, batch=3).tolist(), "batching does not matter"
+
+
+@pytest.mark.parametrize("hot", [[], [0], [3, 0, 7], list(range(12)), list(range(30))])
+@pytest.mark.parametrize("layout", ["separated", "overlapping"])
+def test_shortcut_search_is_exact(hot, layout):
+    """Rows the hot-leader shortcut settles get the same leader as a search over all leaders."""
+    rng = np.random.default_rng(0)
+    rows, _, centres = _clusters(n_clusters=8, per=50, d=32, spread=0.02 if layout == "separated" else 0.08, seed=5)
+    others = _unit(rng.normal(size=(22, 32))) if layout == "separated" else rows[rng.choice(len(rows), 22, replace=False)]
+    leaders = np.vstack([centres, others])
+    search = LeaderSearch(leaders, np.array(hot, dtype=np.int64))
+    labels, sims = search.search(rows)
+    full = rows.astype(np.float64) @ leaders.T.astype(np.float64)
+    np.testing.assert_array_equal(labels, full.argmax(axis=1))
+    np.testing.assert_allclose(sims, full.max(axis=1), atol=1e-5)
+    if layout == "separated" and hot:
+        assert search.hot_pass(rows)[2].sum() >= 50, "the shortcut settles (at least) a hot cluster's rows"
 
 
 def test_ler_rows_sum_to_one():
@@ -127,3 +144,30 @@ def test_lae_stage_on_a_toy_store(tmp_path, toy_dumps, scheduler_address):
     np.testing.assert_array_equal(out["unique/gb"][:], g["lae/gb"][:][src])
     again = run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, lae={"eps": 0.05}))
     assert again.lae is None and "lae" in again.skipped
+
+
+def test_orphan_refinement_gives_every_row_its_most_similar_leader(tmp_path, scheduler_address, monkeypatch):
+    """A continuum split over partitions leaves orphans; after refinement each row's label is the
+    most similar of the final leaders, as a search over all of them would give."""
+    from distributed import Client
+
+    import gbdist.stages.lae as stage
+
+    path = tmp_path / "c.zarr"
+    _clustered_store(path)
+    rng = np.random.default_rng(7)
+    g = zarr.open_group(str(path), mode="r+")
+    dense = np.zeros(g["soap"].shape)  # a 3-d continuum around the seed axis
+    dense[:, :3] = rng.normal(size=(len(dense), 3)) * 0.4
+    dense[:, 0] += 1.0
+    rows = _unit(dense)
+    g["soap"][:] = rows
+    monkeypatch.setattr(stage, "_seed", lambda client, group: np.eye(rows.shape[1], dtype=np.float32)[0])
+    with Client(scheduler_address) as client:
+        report = run_lae_stage(client, str(path), eps=0.3, partitions=6)
+    assert report.n_orphan_leaders > 0, "the scenario needs orphans"
+    out = zarr.open_group(str(path))[lae_group_name(0.3)]
+    full = rows.astype(np.float64) @ out["unique/soap"][:].T.astype(np.float64)
+    np.testing.assert_array_equal(out["label"][:], full.argmax(axis=1))
+    assert out["similarity"][:].min() >= similarity_threshold(0.3) - 1e-6
+    assert out["unique/count"][:].sum() == len(rows)

@@ -1,6 +1,5 @@
 """The notebooks run top to bottom on a small store and its saved results (nbclient, a real kernel)."""
 
-import os
 from pathlib import Path
 
 import pytest

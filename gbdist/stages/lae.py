@@ -4,10 +4,14 @@
    its chunks and finds its own leaders, seeded with perfect fcc.
 2. Merge, on the driver: the partitions' leaders, in partition order, go through the same
    greedy rule (seeded with fcc): the global leaders.
-3. Assignment, in parallel, one task per chunk: each row's most similar global leader. Rows
-   farther than eps from every leader (possible when a partition's leader was merged
-   away) are gathered, pass through the greedy rule in row order as further leaders,
-   and the assignment is redone. So every row lies within eps of its leader.
+3. Assignment, in parallel, one task per chunk: each row's most similar global leader
+   (``LeaderSearch``: the most populated leaders first, FAISS for the rows they do not
+   settle). Rows farther than eps from every leader (possible when a partition's leader
+   was merged away) are gathered and pass through the greedy rule in row order as
+   further leaders. So every row lies within eps of its leader.
+4. Refinement, only where needed: a row at distance δ from its leader L can be closer to
+   a new leader N only if 2δ ≥ d(L, N); only chunks holding such rows are read again,
+   and only those rows are compared with the new leaders.
 
 Results for one eps live in the group ``lae_eps_<eps>`` (eps with 4 decimals):
 ``label`` and ``similarity`` (lae,), ``unique/soap`` (unique, feature), ``unique/source``,
@@ -17,6 +21,7 @@ attribute ``lae_default`` names the eps that later stages use.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -24,11 +29,14 @@ import numpy as np
 import zarr
 
 from gbdist.errors import StoreError
-from gbdist.lae import assign_to_leaders, greedy_leaders, ler_matrix, perfect_fcc_soap, similarity_threshold
+from gbdist.lae import (DISTANCE_MARGIN, HOT, LeaderSearch, greedy_leaders, ip_index, ler_matrix, most_counted,
+                        perfect_fcc_soap, similarity_threshold, soap_distance)
 from gbdist.progress import as_completed_with_progress
 from gbdist.rss import peak_rss_bytes, reset_peak_rss
 from gbdist.soap import SoapParams
 from gbdist.store import open_store, stage_done, write_array
+
+log = logging.getLogger("gbdist")
 
 
 def lae_group_name(eps: float) -> str:
@@ -78,22 +86,60 @@ def discover_partition(chunks: list[int], store: str, storage_options, eps_value
             for eps, (i, v) in found.items()}
 
 
-def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray,
-                 write: bool) -> dict:
-    """Worker task: label chunk k's rows; return per-GB counts, orphans and the best fcc row."""
-    group = zarr.open_group(store, mode="r+" if write else "r", storage_options=storage_options)
-    start, rows = _chunk_rows(group, k)
-    labels, sims = assign_to_leaders(rows, leaders)
-    if write:
-        out = group[lae_group_name(eps)]
-        out["label"][start:start + len(rows)] = labels
-        out["similarity"][start:start + len(rows)] = sims
-    gbs = group["lae/gb"][start:start + len(rows)]
+def _chunk_summary(group: zarr.Group, start: int, labels: np.ndarray, sims: np.ndarray, eps: float) -> dict:
+    """Per-GB leader counts, orphan rows and the most fcc-like row of one labelled chunk."""
+    gbs = group["lae/gb"][start:start + len(labels)]
     pairs, counts = np.unique(np.stack([gbs, labels]), axis=1, return_counts=True)
     fcc_rows = np.flatnonzero(labels == 0)
     best = (float(sims[fcc_rows].max()), start + int(fcc_rows[np.argmax(sims[fcc_rows])])) if len(fcc_rows) else None
     orphans = start + np.flatnonzero(sims < similarity_threshold(eps))
-    return {"k": k, "pairs": pairs, "counts": counts, "orphans": orphans, "best_fcc": best}
+    return {"pairs": pairs, "counts": counts, "orphans": orphans, "best_fcc": best}
+
+
+def hot_leaders(store: str, storage_options, leaders: np.ndarray, samples: int = 4) -> np.ndarray:
+    """Worker task: the ``HOT`` leaders most rows of a few evenly spaced chunks fall to."""
+    group = zarr.open_group(store, mode="r", storage_options=storage_options)
+    n_chunks = -(-group["soap"].shape[0] // group["soap"].chunks[0])
+    counts = np.zeros(len(leaders), np.int64)
+    for k in np.unique(np.linspace(0, n_chunks - 1, samples).round().astype(int)):
+        _, labels = ip_index(leaders).search(_chunk_rows(group, int(k))[1], 1)
+        counts += np.bincount(labels[:, 0], minlength=len(leaders))
+    return most_counted(counts, HOT)
+
+
+def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray, hot: np.ndarray,
+                 write: bool) -> dict:
+    """Worker task: label chunk k's rows; return per-GB counts, orphans and the best fcc row."""
+    group = zarr.open_group(store, mode="r+" if write else "r", storage_options=storage_options)
+    start, rows = _chunk_rows(group, k)
+    labels, sims = LeaderSearch(leaders, hot).search(rows)
+    if write:
+        out = group[lae_group_name(eps)]
+        out["label"][start:start + len(rows)] = labels
+        out["similarity"][start:start + len(rows)] = sims
+    return {"k": k, **_chunk_summary(group, start, labels, sims, eps)}
+
+
+def refine_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray, n_old: int) -> dict:
+    """Worker task: after leaders ``n_old:`` were added, relabel the rows of chunk k that may
+    now be closer to one of them (2δ ≥ d(old leader, new leader)); exact, reads the SOAP
+    rows only when some row is at risk."""
+    group = zarr.open_group(store, mode="r+", storage_options=storage_options)
+    out = group[lae_group_name(eps)]
+    chunk = group["soap"].chunks[0]
+    start = k * chunk
+    labels, sims = out["label"][start:start + chunk], out["similarity"][start:start + chunk]
+    old, new = leaders[:n_old].astype(np.float64), leaders[n_old:].astype(np.float64)
+    reach = soap_distance(old @ new.T).min(axis=1) - DISTANCE_MARGIN
+    risk = np.flatnonzero(2.0 * soap_distance(sims) >= reach[labels])
+    if len(risk):
+        s, i = ip_index(leaders[n_old:]).search(np.ascontiguousarray(_chunk_rows(group, k)[1][risk]), 1)
+        better = s[:, 0] > sims[risk]
+        if better.any():
+            labels[risk[better]], sims[risk[better]] = n_old + i[better, 0], s[better, 0]
+            out["label"][start:start + len(labels)] = labels
+            out["similarity"][start:start + len(sims)] = sims
+    return {"k": k, "read": bool(len(risk)), **_chunk_summary(group, start, labels, sims, eps)}
 
 
 def _partitions(n_chunks: int, n_parts: int) -> list[list[int]]:
@@ -131,10 +177,18 @@ def discover_leaders(client, store, storage_options, eps_values, partitions: int
 
 
 def _assign_all(client, store, storage_options, eps, vectors, write, n_chunks):
+    hot = client.submit(hot_leaders, store, storage_options, vectors, pure=False).result()
     vec_future = client.scatter(vectors, broadcast=True)
     futures = client.map(assign_chunk, range(n_chunks), store=store, storage_options=storage_options,
-                         eps=eps, leaders=vec_future, write=write, pure=False)
+                         eps=eps, leaders=vec_future, hot=hot, write=write, pure=False)
     return [f.result() for f in as_completed_with_progress(futures, f"lae assign eps={eps}")]
+
+
+def _refine_all(client, store, storage_options, eps, vectors, n_old, n_chunks):
+    vec_future = client.scatter(vectors, broadcast=True)
+    futures = client.map(refine_chunk, range(n_chunks), store=store, storage_options=storage_options,
+                         eps=eps, leaders=vec_future, n_old=n_old, pure=False)
+    return [f.result() for f in as_completed_with_progress(futures, f"lae refine eps={eps}")]
 
 
 def add_orphan_leaders(group, eps, rows, vectors, orphans):
@@ -156,6 +210,8 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     client.run(reset_peak_rss)
     partitions = partitions or 2 * n_worker_threads(client)
     rows, vectors = discover_leaders(client, store, storage_options, [eps], partitions)[eps]
+    log.info("lae eps=%.4f: %d leaders from %d partitions after %.1f s", eps, len(rows), partitions,
+             time.perf_counter() - t0)
     group = open_store(store, mode="a", storage_options=storage_options)
     key = f"{eps:.4f}"
     runs = {k: v for k, v in group.attrs.get("lae_runs", {}).items() if k != key}
@@ -168,9 +224,13 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
                          dimension_names=["lae"], overwrite=True)
     results = _assign_all(client, store, storage_options, eps, vectors, True, n_chunks)
     orphans = np.concatenate([r["orphans"] for r in results])
+    log.info("lae eps=%.4f: rows assigned after %.1f s; %d orphan rows", eps, time.perf_counter() - t0, len(orphans))
+    n_old = len(rows)
     rows, vectors, n_orphan = add_orphan_leaders(group, eps, rows, vectors, orphans)
     if n_orphan:
-        results = _assign_all(client, store, storage_options, eps, vectors, True, n_chunks)
+        results = _refine_all(client, store, storage_options, eps, vectors, n_old, n_chunks)
+        log.info("lae eps=%.4f: %d orphan leaders; %d of %d chunks read again; %.1f s", eps, n_orphan,
+                 sum(r["read"] for r in results), n_chunks, time.perf_counter() - t0)
     _write_unique(group, out, eps, rows, vectors, results)
     wall = time.perf_counter() - t0
     peak = _peak_rss_gib(client)
