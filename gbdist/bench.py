@@ -148,6 +148,26 @@ def data_path(client, store: Path, files: list[str], workers: int) -> tuple[list
     return figures, info
 
 
+def _read_chunk(k: int, store: str) -> int:
+    """Worker task: read soap chunk k through Zarr; its size in bytes."""
+    import zarr
+
+    soap = zarr.open_group(store, mode="r")["soap"]
+    return soap[k * soap.chunks[0]:(k + 1) * soap.chunks[0]].nbytes
+
+
+def soap_read_pass(client, store: Path) -> dict:
+    """One read of the whole ``soap`` array on the workers, a task per chunk: the floor of
+    any stage that streams the SOAP rows once."""
+    from gbdist.store import open_store
+
+    n_chunks = open_store(str(store))["progress/soap"].shape[0]
+    t0 = time.perf_counter()
+    futures = client.map(_read_chunk, range(n_chunks), store=str(store), pure=False)
+    nbytes = sum(f.result() for f in as_completed_with_progress(futures, "soap read"))
+    return {"wall_s": time.perf_counter() - t0, "gb": nbytes / 1e9}
+
+
 def learn_stage(client, store: Path, labels, out: Path) -> StageFigure:
     """xgboost.dask energy model on the ASR (CV on a worker, then the distributed fit)."""
     from gbdist.features import read_representations
@@ -286,6 +306,7 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
         log.info("bench: the data path on %d dumps", len(files))
         figures, info = data_path(client, store, files, config.workers)
         figures.append(learn_stage(client, store, labels, out / "models"))
+        result["soap_read"] = soap_read_pass(client, store)
         result["olmsted"] = {"cluster_start_s": start_s, "figures": [asdict(f) | {"rows_per_s": f.rows_per_s}
                                                                     for f in figures], **info}
         if config.scale:
@@ -316,6 +337,7 @@ def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
         "speedup_2v1": result["speedup"]["speedup_2v1"],
         "lae_s": olm["lae_s"],
         "lae_vs_numpy": result["numpy_leaders"]["wall_s"] / olm["lae_s"],
+        "soap_read_s": result["soap_read"]["wall_s"],
         "parse_mb_s_per_core": result["parse"]["mb_s_per_core"],
         "peak_rss_gib_1x": max(f.peak_rss_gib_per_worker for f in data_stages),
     }

@@ -10,7 +10,7 @@ from gbdist.cli import app
 
 runner = CliRunner()
 
-KEYS = {"olmsted_total_s", "soap_efficiency", "soap_efficiency_vs_bare", "speedup_2v1", "lae_s", "lae_vs_numpy",
+KEYS = {"olmsted_total_s", "soap_efficiency", "soap_efficiency_vs_bare", "speedup_2v1", "lae_s", "lae_vs_numpy", "soap_read_s",
         "parse_mb_s_per_core", "peak_rss_gib_1x", "peak_rss_gib_10x", "scale_factor"}
 
 
@@ -33,4 +33,5 @@ def test_bench_writes_every_figure(learning_store, tmp_path):
     assert stages == ["select", "soap", "asr", "lae", "learn"]
     assert 0 < bench["bare"]["rows"] < bench["olmsted"]["n_lae"]
     assert bench["numpy_leaders"]["n_unique"] >= 1
+    assert bench["soap_read"]["gb"] == bench["olmsted"]["n_lae"] * 1014 * 4 / 1e9, "every SOAP row read once"
     assert "| speedup_2v1 |" in (out / "bench.md").read_text()
