@@ -8,8 +8,10 @@ On the Olmsted survey (or any folder of dumps with an Olmsted-style labels table
   (xgboost.dask on the ASR, energy);
 - SOAP efficiency two ways: the stage's own dscribe CPU-s ÷ (wall × workers), and the bare
   dscribe kernel on a sample of the same centres in this process, scaled to all rows;
-- the 2-worker speed-up against 1 worker on the same subset of dumps;
-- the unique-LAE stage against a NumPy brute-force leader pass over the same rows;
+- the 2-worker speed-up against 1 worker on the same subset of dumps (medians of interleaved
+  repeats);
+- the unique-LAE stage against a NumPy brute-force leader pass over the same rows, and the
+  search alone (rows in memory, one thread) against the same pass at two eps;
 - optionally a synthetic scale-up: every dump replicated with small random displacements,
   through soap → asr → lae → learn, to show peak RSS per worker against data size.
 
@@ -52,6 +54,9 @@ class BenchConfig(BaseModel):
     workers: int = Field(2, ge=1)
     memory_limit: str = "6GiB"
     speedup_dumps: int = Field(48, ge=2, description="dumps of the 1-vs-2-worker comparison")
+    speedup_repeats: int = Field(3, ge=1, description="interleaved 1- and 2-worker runs; medians compared")
+    kernel_rows: int = Field(100_000, ge=1, description="SOAP rows of the in-memory leader-search comparison")
+    kernel_fine_eps: float = Field(0.016, gt=0, description="a finer eps (more leaders) for that comparison")
     bare_dumps: int = Field(12, ge=1, description="dumps whose centres the bare dscribe kernel runs")
     scale: int = Field(0, ge=0, description="synthetic scale-up factor; 0 skips it")
     displacement: float = Field(0.02, ge=0, description="Å, std of the replicas' random displacements")
@@ -205,25 +210,17 @@ def bare_kernel(store: Path, n_gb: int) -> dict:
     return {"rows": rows, "cpu_s": cpu, "rows_per_cpu_s": rows / cpu}
 
 
-def numpy_leader_pass(store: Path) -> dict:
-    """Brute-force greedy leaders in NumPy at the store's eps: every row, in order, against
-    every leader so far."""
-    from gbdist.lae import perfect_fcc_soap, similarity_threshold
-    from gbdist.soap import SoapParams
-    from gbdist.store import open_store
+def numpy_greedy(blocks, seed: np.ndarray, eps: float) -> tuple[np.ndarray, int]:
+    """Brute-force greedy leaders in NumPy: every row of the ``blocks`` (an iterable of (n, d)
+    float32 arrays), in order, against every leader so far. Returns (labels, leader count)."""
+    from gbdist.lae import similarity_threshold
 
-    group = open_store(str(store))
-    eps = float(group.attrs["lae_default"])
     thr = similarity_threshold(eps)
-    soap = group["soap"]
-    seed = perfect_fcc_soap(SoapParams(**group.attrs["params"]["soap"]), list(group.attrs["species"]))
-    leaders = np.zeros((1024, soap.shape[1]), np.float32)
+    leaders = np.zeros((1024, len(seed)), np.float32)
     leaders[0], n = seed, 1
-    labels = np.empty(soap.shape[0], np.int32)
-    t0 = time.perf_counter()
-    step = soap.chunks[0]
-    for start in with_progress(range(0, soap.shape[0], step), "numpy leaders"):
-        block = soap[start:start + step]
+    labels = []
+    for block in blocks:
+        out = np.empty(len(block), np.int32)
         for i, row in enumerate(block):
             sims = leaders[:n] @ row
             best = int(np.argmax(sims))
@@ -231,18 +228,79 @@ def numpy_leader_pass(store: Path) -> dict:
                 if n == len(leaders):
                     leaders = np.vstack([leaders, np.zeros_like(leaders)])
                 leaders[n], best, n = row, n, n + 1
-            labels[start + i] = best
+            out[i] = best
+        labels.append(out)
+    return np.concatenate(labels) if labels else np.zeros(0, np.int32), n
+
+
+def _store_seed(group) -> np.ndarray:
+    from gbdist.lae import perfect_fcc_soap
+    from gbdist.soap import SoapParams
+
+    return perfect_fcc_soap(SoapParams(**group.attrs["params"]["soap"]), list(group.attrs["species"]))
+
+
+def numpy_leader_pass(store: Path) -> dict:
+    """Brute-force greedy leaders in NumPy at the store's eps, reading the rows chunk by chunk
+    from the store (as the stage does)."""
+    from gbdist.store import open_store
+
+    group = open_store(str(store))
+    eps = float(group.attrs["lae_default"])
+    soap, seed = group["soap"], _store_seed(group)
+    step = soap.chunks[0]
+    t0 = time.perf_counter()
+    blocks = (soap[start:start + step] for start in with_progress(range(0, soap.shape[0], step), "numpy leaders"))
+    _, n = numpy_greedy(blocks, seed, eps)
     return {"eps": eps, "wall_s": time.perf_counter() - t0, "n_unique": n}
 
 
-def speedup(files: list[str], out: Path, memory_limit: str) -> dict:
-    """SOAP stage wall with 1 and with 2 workers on the same dumps (fresh stores)."""
-    walls = {}
-    for n in (1, 2):
-        cluster = ClusterConfig(workers=n, memory_limit=memory_limit)
-        job = JobConfig(store=str(out / f"speedup-{n}w.zarr"), inputs=files, cluster=cluster, stages=["soap"])
-        walls[n] = run_job(job).soap.soap_wall_s
-    return {"dumps": len(files), "soap_s_1w": walls[1], "soap_s_2w": walls[2], "speedup_2v1": walls[1] / walls[2]}
+def leader_kernels(store: Path, n_rows: int, fine_eps: float) -> dict:
+    """The search alone, without the store: the first ``n_rows`` SOAP rows in memory, one
+    thread. gbdist's path (``greedy_leaders`` then ``assign_to_leaders``, FAISS) against
+    ``numpy_greedy``, at the store's eps and at ``fine_eps``: {eps: figures}."""
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    from gbdist.lae import assign_to_leaders, greedy_leaders
+    from gbdist.store import open_store
+
+    group = open_store(str(store))
+    rows, seed = group["soap"][:n_rows], _store_seed(group)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    out = {}
+    try:
+        with threadpool_limits(1):
+            for eps in (float(group.attrs["lae_default"]), fine_eps):
+                t0 = time.perf_counter()
+                leaders = np.vstack([seed[None, :], rows[greedy_leaders(rows, eps, seed[None, :])]])
+                assign_to_leaders(rows, leaders)
+                gbdist_s = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                _, n = numpy_greedy([rows], seed, eps)
+                numpy_s = time.perf_counter() - t0
+                out[f"{eps:.4f}"] = {"rows": len(rows), "n_unique": len(leaders), "n_unique_numpy": n,
+                                     "gbdist_s": gbdist_s, "numpy_s": numpy_s, "ratio": numpy_s / gbdist_s}
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return out
+
+
+def speedup(files: list[str], out: Path, memory_limit: str, repeats: int) -> dict:
+    """SOAP stage wall with 1 and with 2 workers on the same dumps (fresh stores), the two
+    interleaved ``repeats`` times; the ratio of the median walls."""
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(repeats):
+        for n in (1, 2):
+            cluster = ClusterConfig(workers=n, memory_limit=memory_limit)
+            store = out / f"speedup-{n}w.zarr"
+            shutil.rmtree(store, ignore_errors=True)
+            job = JobConfig(store=str(store), inputs=files, cluster=cluster, stages=["soap"])
+            walls[n].append(run_job(job).soap.soap_wall_s)
+    one, two = float(np.median(walls[1])), float(np.median(walls[2]))
+    return {"dumps": len(files), "soap_s_1w": one, "soap_s_2w": two, "walls_1w": walls[1], "walls_2w": walls[2],
+            "speedup_2v1": one / two}
 
 
 def _replicate(path: str, copies: int, displacement: float, folder: str) -> list[str]:
@@ -296,7 +354,7 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
     result["parse"] = parse_rate(files)
 
     log.info("bench: 1 vs 2 workers on %d dumps", config.speedup_dumps)
-    result["speedup"] = speedup(files[: config.speedup_dumps], out, config.memory_limit)
+    result["speedup"] = speedup(files[: config.speedup_dumps], out, config.memory_limit, config.speedup_repeats)
 
     store = out / "olmsted.zarr"
     cluster = ClusterConfig(workers=config.workers, memory_limit=config.memory_limit)
@@ -319,6 +377,8 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
     result["bare"] = bare_kernel(store, config.bare_dumps)
     log.info("bench: NumPy brute-force leader pass")
     result["numpy_leaders"] = numpy_leader_pass(store)
+    log.info("bench: leader search in memory, %d rows", config.kernel_rows)
+    result["leader_kernels"] = leader_kernels(store, config.kernel_rows, config.kernel_fine_eps)
     result["summary"] = _summary(result, figures, config.workers)
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=float))
     (out / "bench.md").write_text(bench_markdown(result))
@@ -338,6 +398,7 @@ def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
         "lae_s": olm["lae_s"],
         "lae_vs_numpy": result["numpy_leaders"]["wall_s"] / olm["lae_s"],
         "soap_read_s": result["soap_read"]["wall_s"],
+        **{f"search_vs_numpy_eps{eps}": k["ratio"] for eps, k in result["leader_kernels"].items()},
         "parse_mb_s_per_core": result["parse"]["mb_s_per_core"],
         "peak_rss_gib_1x": max(f.peak_rss_gib_per_worker for f in data_stages),
     }
