@@ -36,3 +36,73 @@ def test_featomic_asr_of_one_boundary(learning_store):
                              int(group["gb/normal"][0]), 4, 4)
     assert asr.shape == (4 * 4 * 5,)  # n_max² (l_max + 1) for one species
     assert 0.5 < np.linalg.norm(asr) <= 1.0 + 1e-6  # a mean of similar unit vectors
+
+
+FCC1_4 = """\
+1 0 0   4/5 36.8699  3 1 0    3 1 0    tilt     (1)   1
+1 1 1   1/2 60  2 2 2    2 2 2    twist    (1)   1
+1 0 0   3/5 53.1301  3 2 1    3 2 1    mixed    (2)   2 3
+1 1 0   7/9 38.9424  8 5 1    7 5 4    mixed    (1)   2
+"""
+FCC1_3 = "GB_index: 1 Sigma: 5 Misorientation_index: 1\n\nGB_index: 2 Sigma: 9 Misorientation_index: 2\n" \
+         "GB_index: 3 Sigma: 5 Misorientation_index: 3\n"
+
+
+def _supplement(tmp_path, fcc1_4=FCC1_4, fcc1_3=FCC1_3):
+    (tmp_path / "supplement").mkdir()
+    (tmp_path / "supplement/fcc1-4.txt").write_text(fcc1_4)
+    (tmp_path / "supplement/fcc1-3.txt").write_text(fcc1_3)
+    sys.path.insert(0, str(ROOT / "notebooks/experiments"))
+    import crystallography
+    return crystallography
+
+
+def test_crystal_descriptors_take_the_disorientation_of_every_listed_gb(tmp_path):
+    crystallography = _supplement(tmp_path)
+    table = crystallography.crystal_descriptors(tmp_path)
+    assert list(table.index) == ["ni.p1", "ni.p2", "ni.p3"]
+    assert list(table.columns) == crystallography.CRYSTAL_FEATURES
+    assert table.loc["ni.p1", "angle_deg"] == pytest.approx(36.8699)  # smaller of 36.87 and 60
+    assert table.loc["ni.p1", "tilt"] == 1 and table.loc["ni.p1", "twist"] == 0
+    assert table.loc["ni.p2", "angle_deg"] == pytest.approx(38.9424)  # its own row beats the shared 53.13
+    assert table.loc["ni.p3", "angle_deg"] == pytest.approx(53.1301)  # from the row shared by GBs 2 and 3
+    np.testing.assert_allclose(table.loc["ni.p2", ["axis_0", "axis_1", "axis_2"]], np.array([1, 1, 0]) / np.sqrt(2))
+    np.testing.assert_allclose(table.loc["ni.p2", "normal_a_0":"normal_b_2"],
+                               np.r_[np.array([8, 5, 1]) / np.sqrt(90), np.array([7, 5, 4]) / np.sqrt(90)])
+    np.testing.assert_allclose(table["ln_sigma"], np.log([5, 9, 5]))
+
+
+def test_crystal_descriptors_name_the_file_and_line_of_a_bad_row(tmp_path):
+    crystallography = _supplement(tmp_path, fcc1_4=FCC1_4 + "1 0 0  4/5  x  3 1 0  3 1 0  tilt (1) 4\n")
+    with pytest.raises(crystallography.GbdistError, match=r"fcc1-4.txt:5: not an axis/angle row"):
+        crystallography.crystal_descriptors(tmp_path)
+
+
+def test_soap_moments_match_a_per_gb_numpy_pass(learning_store):
+    sys.path.insert(0, str(ROOT / "notebooks/experiments"))
+    from soap_moments import density_features, soap_std
+
+    from gbdist.store import open_store
+
+    group = open_store(str(learning_store[0]), mode="r")
+    offsets, soap = group["gb/offset"][:], group["soap"][:]
+    norm, cna = group["lae/soap_norm"][:], group["lae/cna"][:]
+    density = density_features(norm, cna, offsets)
+    std = soap_std(group["soap"], offsets, group["asr"][:], rows_per_read=97)  # blocks cut through GBs
+    for i in (0, len(offsets) - 2):
+        rows = slice(offsets[i], offsets[i + 1])
+        np.testing.assert_allclose(density[i, :2], [norm[rows].mean(), norm[rows].std()], rtol=1e-5)
+        np.testing.assert_allclose(density[i, 2:], [np.mean(cna[rows] == k) for k in (1, 2, 5)])
+        np.testing.assert_allclose(std[i], soap[rows].std(axis=0), atol=1e-5)
+    assert np.allclose(density[:, 2:].sum(axis=1), 1)
+
+
+def test_soap_moments_script_scores_every_representation(learning_store):
+    store, labels = learning_store
+    run = subprocess.run([sys.executable, str(ROOT / "notebooks/experiments/soap_moments.py"), "--store", str(store),
+                          "--labels", str(labels), "--property", "disordered", "--splits", "2", "--workers", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    cells = {line.split()[1]: float(line.split()[2]) for line in run.stdout.splitlines()}
+    assert set(cells) == {"ASR", "density", "ASR+density", "ASR+std", "random"}, run.stdout
+    assert all(0 <= score <= 100 for score in cells.values())

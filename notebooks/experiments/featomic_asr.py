@@ -14,7 +14,6 @@ random halves, seed 0) scores it, and its ×thickness variant, beside the store'
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -56,19 +55,14 @@ def featomic_asr_of_gb(source: str, atom_ids: np.ndarray, normal: int, n_max: in
 def main() -> None:
     from dask.distributed import Client, LocalCluster
 
-    from gbdist.evaluate import run_table1
     from gbdist.features import read_representations, region_thickness
-    from gbdist.labels import align_labels, load_labels
     from gbdist.progress import as_completed_with_progress
     from gbdist.store import open_store
+    from table1_protocol import experiment_parser, score_and_print
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", required=True)
-    parser.add_argument("--labels", default="olmsted")
+    parser = experiment_parser(__doc__)
     parser.add_argument("--n-max", type=int, default=12)
     parser.add_argument("--l-max", type=int, default=12)
-    parser.add_argument("--splits", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     out = args.out or Path("out") / f"featomic-ASR-{args.n_max}-{args.l_max}.npy"
@@ -85,14 +79,9 @@ def main() -> None:
             np.save(out, np.stack(client.gather(futures)))
             print(f"featomic ASR ({args.n_max}/{args.l_max}) of {len(sources)} GBs in {time.perf_counter() - t0:.0f} s → {out}")
         X = np.load(out)
-        thickness = region_thickness(group)[:, None]
-        reps = {"ASR": read_representations(group)["ASR"][0], "featomic": X, "featomic_area": X * thickness}
-        props = align_labels(load_labels(args.labels), group["gb/id"][:], ["energy", "mobility_trend", "shear_coupling"])
-        results = run_table1(client, reps, props, args.splits, 0)
-    for prop, cells in results.items():
-        for rep, cell in cells.items():
-            summary = cell.summary()
-            print(f"{prop:15s} {rep:14s} {summary['mean']:5.1f} ± {summary['std']:.1f}")
+    thickness = region_thickness(group)[:, None]
+    reps = {"ASR": read_representations(group)["ASR"][0], "featomic": X, "featomic_area": X * thickness}
+    score_and_print(reps, args.labels, group["gb/id"][:], args.splits, args.workers)
 
 
 if __name__ == "__main__":
