@@ -49,7 +49,7 @@ class Structure:
         )
 
     @classmethod
-    def from_ase(cls, atoms, source: str) -> "Structure":
+    def from_ase(cls, atoms, source: str) -> Structure:
         """Wrap an ``ase.Atoms``; per-atom arrays other than numbers/positions become extras."""
         n = len(atoms)
         extras = {

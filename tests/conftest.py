@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from gbdist.cna import compute_cna
+from gbdist.compute.cna import compute_cna
 from gbdist.io.lammps import write_lammps_dump
 from gbdist.structure import Structure
 
@@ -65,10 +65,11 @@ def toy_dumps(tmp_path):
 @pytest.fixture(scope="session")
 def scheduler_address():
     """A 2-worker LocalCluster shared by the tests that run stages in process."""
+    import os
+
     from distributed import LocalCluster
 
-    from gbdist.cluster import _SINGLE_THREAD_ENV
-    import os
+    from gbdist.stages.client import _SINGLE_THREAD_ENV
 
     os.environ.update(_SINGLE_THREAD_ENV)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -78,7 +79,7 @@ def scheduler_address():
 
 def make_job(store, inputs, scheduler_address, **kw):
     """A JobConfig for ``inputs`` into ``store`` on the shared cluster."""
-    from gbdist.config import JobConfig
+    from gbdist.workflows.job import JobConfig
 
     return JobConfig(store=str(store), inputs=[str(i) for i in inputs],
                      cluster={"scheduler": scheduler_address}, **kw)
@@ -132,7 +133,7 @@ def learning_store(tmp_path_factory, scheduler_address):
     """A store of 24 toy boundaries (disorder 0.3–0.7 Å) with ASR and LER, and a labels CSV."""
     import pandas as pd
 
-    from gbdist.job import run_job
+    from gbdist.workflows.job import run_job
 
     root = tmp_path_factory.mktemp("learning")
     disorder = np.linspace(0.3, 0.7, 24)

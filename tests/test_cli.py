@@ -4,7 +4,7 @@ import zarr
 from typer.testing import CliRunner
 
 from gbdist.cli import app
-from gbdist.config import load_job
+from gbdist.workflows.job import load_job
 
 runner = CliRunner()
 

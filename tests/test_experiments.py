@@ -28,9 +28,9 @@ def test_featomic_asr_of_one_boundary(learning_store):
     sys.path.insert(0, str(ROOT / "notebooks/experiments"))
     from featomic_asr import featomic_asr_of_gb
 
-    from gbdist.store import open_store
+    from gbdist.store.schema import open_group
 
-    group = open_store(str(learning_store[0]), mode="r")
+    group = open_group(str(learning_store[0]), mode="r")
     offset = group["gb/offset"][:2]
     asr = featomic_asr_of_gb(str(group["gb/source"][0]), group["lae/atom"][offset[0]:offset[1]],
                              int(group["gb/normal"][0]), 4, 4)
@@ -82,9 +82,9 @@ def test_soap_moments_match_a_per_gb_numpy_pass(learning_store):
     sys.path.insert(0, str(ROOT / "notebooks/experiments"))
     from soap_moments import density_features, soap_std
 
-    from gbdist.store import open_store
+    from gbdist.store.schema import open_group
 
-    group = open_store(str(learning_store[0]), mode="r")
+    group = open_group(str(learning_store[0]), mode="r")
     offsets, soap = group["gb/offset"][:], group["soap"][:]
     norm, cna = group["lae/soap_norm"][:], group["lae/cna"][:]
     density = density_features(norm, cna, offsets)

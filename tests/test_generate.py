@@ -6,8 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gbdist.datasets.generate import (GenerateParams, TiltBoundary, bulk_energy_per_atom, csl_sigma,
-                                      enumerate_boundaries, lattice_period, relax_boundary, resolved, tilt_angle)
+from gbdist.datasets.generate import (
+    GenerateParams,
+    TiltBoundary,
+    bulk_energy_per_atom,
+    csl_sigma,
+    enumerate_boundaries,
+    lattice_period,
+    relax_boundary,
+    resolved,
+    tilt_angle,
+)
 from gbdist.io.read import read_structure
 
 

@@ -3,12 +3,19 @@
 import numpy as np
 import pytest
 import zarr
-
 from conftest import make_job
-from gbdist.job import run_job
-from gbdist.lae import LeaderSearch, assign_to_leaders, greedy_leaders, knee, ler_matrix, similarity_threshold
-from gbdist.stages.lae import lae_group_name, run_lae_stage
-from gbdist.store import write_array
+
+from gbdist.compute.leaders import (
+    LeaderSearch,
+    assign_to_leaders,
+    greedy_leaders,
+    knee,
+    ler_matrix,
+    similarity_threshold,
+)
+from gbdist.stages.lae import run_lae_stage
+from gbdist.store.schema import lae_group_name, write_array
+from gbdist.workflows.job import run_job
 
 
 def _unit(x):

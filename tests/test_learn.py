@@ -10,12 +10,12 @@ import pytest
 import xgboost as xgb
 from typer.testing import CliRunner
 
-import gbdist.learn as learn
+import gbdist.learning.models as learn
 from gbdist.cli import app
 from gbdist.errors import GbdistError
-from gbdist.labels import align_labels, read_labels_csv
-from gbdist.train import load_model
-from gbdist.learn import ModelParams, energy_score, evaluate_split, random_halves, random_prediction
+from gbdist.learning.final import load_model
+from gbdist.learning.labels import align_labels, read_labels_csv
+from gbdist.learning.models import ModelParams, energy_score, evaluate_split, random_halves, random_prediction
 from tests.conftest import OLMSTED
 
 runner = CliRunner()

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 from ase.build import bulk
-
 from conftest import olmsted_dump, toy_boundary
-from gbdist.cna import FCC, compute_cna
+
+from gbdist.compute.cna import FCC, compute_cna
+from gbdist.compute.select import SelectParams, boundary_normal, select_gb_region
 from gbdist.errors import StructureError
 from gbdist.io import read_structure
-from gbdist.select import SelectParams, boundary_normal, select_gb_region
 from gbdist.structure import Structure
 
 

@@ -208,7 +208,7 @@ def resolved(params: GenerateParams) -> GenerateParams:
     """``params`` with the lattice constant filled in (EMT equilibrium when not given)."""
     if params.lattice_constant is not None:
         return params
-    from ase.data import reference_states, atomic_numbers
+    from ase.data import atomic_numbers, reference_states
 
     guess = reference_states[atomic_numbers[params.element]].get("a", 3.5)
     return params.model_copy(update={"lattice_constant": round(emt_lattice_constant(params.element, guess), 4)})

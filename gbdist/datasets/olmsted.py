@@ -29,6 +29,16 @@ def default_root() -> Path:
     return Path(os.environ.get("GBDIST_OLMSTED", "../shared/data/olmsted"))
 
 
+LABEL_FILES = {"energy": "supplement/fcc1-1.txt", "mobility": "trends/mobility_trend.csv",
+               "shear": "trends/shear_coupling.csv"}
+"""The label tables of the Olmsted layout, relative to its root folder."""
+
+
+def missing_label_files(root: str | Path) -> list[str]:
+    """The label tables of the Olmsted layout that folder ``root`` lacks (empty: it is one)."""
+    return [rel for rel in LABEL_FILES.values() if not (Path(root) / rel).is_file()]
+
+
 def structure_id(index: int) -> str:
     """Store id of Olmsted GB ``index`` (the dump's file stem)."""
     return f"ni.p{index}"
@@ -37,9 +47,7 @@ def structure_id(index: int) -> str:
 def olmsted_labels(root: str | Path | None = None) -> pd.DataFrame:
     """The three Table I properties, indexed by store id (``ni.p1`` …). Errors name the missing file."""
     root = Path(root) if root is not None else default_root()
-    files = {"energy": root / "supplement" / "fcc1-1.txt",
-             "mobility": root / "trends" / "mobility_trend.csv",
-             "shear": root / "trends" / "shear_coupling.csv"}
+    files = {key: root / rel for key, rel in LABEL_FILES.items()}
     for path in files.values():
         if not path.is_file():
             raise GbdistError(f"{path}: Olmsted label file not found (set GBDIST_OLMSTED to the data folder)")

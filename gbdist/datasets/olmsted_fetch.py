@@ -18,9 +18,9 @@ from pathlib import Path
 import pooch
 
 from gbdist.errors import GbdistError
-from gbdist.progress import with_progress
+from gbdist.stages.progress import with_progress
 
-log = logging.getLogger("gbdist")
+log = logging.getLogger(__name__)
 
 RAW = "https://raw.githubusercontent.com"
 GBLEARN = "rosenbrockc/gblearn"

@@ -16,14 +16,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gbdist.cna import compute_cna
-from gbdist.datasets.generate import (GenerateParams, TiltBoundary, bulk_energy_per_atom, enumerate_boundaries,
-                                      relax_boundary, resolved)
+from gbdist.compute.cna import compute_cna
+from gbdist.datasets.generate import (
+    GenerateParams,
+    TiltBoundary,
+    bulk_energy_per_atom,
+    enumerate_boundaries,
+    relax_boundary,
+    resolved,
+)
 from gbdist.io.lammps import write_lammps_dump
-from gbdist.progress import as_completed_with_progress
+from gbdist.stages.progress import as_completed_with_progress
 from gbdist.structure import Structure
 
-log = logging.getLogger("gbdist")
+log = logging.getLogger(__name__)
 
 
 def write_boundary(boundary: TiltBoundary, params: GenerateParams, e_bulk: float, folder: str) -> dict:

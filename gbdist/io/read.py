@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-
 from pydantic import BaseModel, ConfigDict
 
 from gbdist.errors import StructureError

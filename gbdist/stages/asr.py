@@ -6,10 +6,10 @@ import time
 
 import zarr
 
+from gbdist.compute.asr import asr_matrix, gb_row_sums
 from gbdist.errors import StoreError
-from gbdist.features import asr_matrix, gb_row_sums
-from gbdist.progress import as_completed_with_progress
-from gbdist.store import RowPlan, mark_stage, open_store, stage_done, write_array
+from gbdist.stages.progress import as_completed_with_progress
+from gbdist.store.schema import RowPlan, mark_stage, open_group, stage_done, write_array
 
 
 def chunk_gb_sums(k: int, store: str, storage_options: dict | None, chunk_rows: int):
@@ -22,7 +22,7 @@ def chunk_gb_sums(k: int, store: str, storage_options: dict | None, chunk_rows: 
 
 def run_asr_stage(client, store: str, storage_options: dict | None = None, force: bool = False) -> float:
     """Compute ``asr`` from ``soap``; returns the wall time (0 if it was already done)."""
-    group = open_store(store, mode="a", storage_options=storage_options)
+    group = open_group(store, mode="a", storage_options=storage_options)
     if stage_done(group, "asr") and not force:
         return 0.0
     if not stage_done(group, "soap"):

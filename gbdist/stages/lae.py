@@ -13,10 +13,8 @@
    a new leader N only if 2δ ≥ d(L, N); only chunks holding such rows are read again,
    and only those rows are compared with the new leaders.
 
-Results for one eps live in the group ``lae_eps_<eps>`` (eps with 4 decimals):
-``label`` and ``similarity`` (lae,), ``unique/soap`` (unique, feature), ``unique/source``,
-``unique/gb``, ``unique/atom``, ``unique/count`` (unique,), ``ler`` (gb, unique). The root
-attribute ``lae_default`` names the eps that later stages use.
+Results for one eps are written where :mod:`gbdist.store.schema` says (its LAE group); the
+first run in a store, or one run with ``choose=True``, becomes the store's chosen eps.
 """
 
 from __future__ import annotations
@@ -28,25 +26,33 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
+from gbdist.compute.leaders import (
+    DISTANCE_MARGIN,
+    HOT,
+    LeaderSearch,
+    greedy_leaders,
+    ip_index,
+    ler_matrix,
+    most_counted,
+    perfect_fcc_soap,
+    similarity_threshold,
+    soap_distance,
+)
+from gbdist.compute.soap import SoapParams
 from gbdist.errors import StoreError
-from gbdist.lae import (DISTANCE_MARGIN, HOT, LeaderSearch, greedy_leaders, ip_index, ler_matrix, most_counted,
-                        perfect_fcc_soap, similarity_threshold, soap_distance)
-from gbdist.progress import as_completed_with_progress
-from gbdist.rss import peak_rss_bytes, reset_peak_rss
-from gbdist.soap import SoapParams
-from gbdist.store import open_store, stage_done, write_array
+from gbdist.stages.progress import as_completed_with_progress
+from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
+from gbdist.store.schema import (
+    begin_lae_run,
+    check_eps,
+    lae_group_name,
+    open_group,
+    record_lae_run,
+    stage_done,
+    write_array,
+)
 
-log = logging.getLogger("gbdist")
-
-
-def lae_group_name(eps: float) -> str:
-    """Name of the group holding the results for ``eps``."""
-    return f"lae_eps_{eps:.4f}"
-
-
-def lae_done(group: zarr.Group, eps: float) -> bool:
-    """True once the unique LAEs at ``eps`` are stored."""
-    return bool(group.attrs.get("lae_runs", {}).get(f"{eps:.4f}", {}).get("done"))
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,6 +64,7 @@ class LaeReport:
     wall_s: float
     group: str
     peak_rss_gib: float = 0.0
+    chosen: bool = False
 
 
 def _chunk_rows(group: zarr.Group, k: int) -> tuple[int, np.ndarray]:
@@ -156,7 +163,7 @@ def _seed(client, group) -> np.ndarray:
 
 def discover_leaders(client, store, storage_options, eps_values, partitions: int):
     """Global leaders per eps after discovery and merge: {eps: (rows, vectors)}; row −1 is fcc."""
-    group = open_store(store, mode="r", storage_options=storage_options)
+    group = open_group(store, mode="r", storage_options=storage_options)
     if not stage_done(group, "soap"):
         raise StoreError(f"{store}: the soap stage is not complete; run it first")
     seed = _seed(client, group)
@@ -202,9 +209,13 @@ def add_orphan_leaders(group, eps, rows, vectors, orphans):
 
 
 def run_lae_stage(client, store: str, eps: float, storage_options: dict | None = None,
-                  partitions: int | None = None) -> LaeReport:
-    """Find the unique LAEs at ``eps``, label every row, write the LER; see the module doc."""
-    from gbdist.cluster import n_worker_threads
+                  partitions: int | None = None, choose: bool = False) -> LaeReport:
+    """Find the unique LAEs at ``eps``, label every row, write the LER; see the module doc.
+
+    The run becomes the store's chosen eps if ``choose`` or if the store has none yet.
+    """
+    eps = check_eps(eps)
+    from gbdist.stages.client import n_worker_threads
 
     t0 = time.perf_counter()
     client.run(reset_peak_rss)
@@ -212,13 +223,10 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     rows, vectors = discover_leaders(client, store, storage_options, [eps], partitions)[eps]
     log.info("lae eps=%.4f: %d leaders from %d partitions after %.1f s", eps, len(rows), partitions,
              time.perf_counter() - t0)
-    group = open_store(store, mode="a", storage_options=storage_options)
-    key = f"{eps:.4f}"
-    runs = {k: v for k, v in group.attrs.get("lae_runs", {}).items() if k != key}
-    group.attrs["lae_runs"] = runs  # not done while its arrays are rewritten
+    group = open_group(store, mode="a", storage_options=storage_options)
+    out = begin_lae_run(group, eps)
     n_rows, n_chunks = group["soap"].shape[0], group["progress/soap"].shape[0]
     chunk = group["soap"].chunks[0]
-    out = group.require_group(lae_group_name(eps))
     for name in ("label", "similarity"):
         out.create_array(name, shape=(n_rows,), chunks=(chunk,), dtype=np.int32 if name == "label" else np.float32,
                          dimension_names=["lae"], overwrite=True)
@@ -234,10 +242,9 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     _write_unique(group, out, eps, rows, vectors, results)
     wall = time.perf_counter() - t0
     peak = _peak_rss_gib(client)
-    runs[key] = {"done": True, "n_unique": len(rows), "orphan_leaders": n_orphan,
-                 "partitions": partitions, "wall_s": wall, "peak_rss_gib": peak}
-    group.attrs.update({"lae_runs": runs, "lae_default": key})  # last, after the data
-    return LaeReport(eps, n_rows, len(rows), n_orphan, wall, lae_group_name(eps), peak)
+    chosen = record_lae_run(group, eps, {"n_unique": len(rows), "orphan_leaders": n_orphan, "partitions": partitions,
+                                         "wall_s": wall, "peak_rss_gib": peak}, choose)  # last, after the data
+    return LaeReport(eps, n_rows, len(rows), n_orphan, wall, lae_group_name(eps), peak, chosen)
 
 
 def _peak_rss_gib(client) -> float:
@@ -257,12 +264,12 @@ def run_lae_sweep(client, store: str, eps_values: list[float], png, partitions: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gbdist.cluster import n_worker_threads
-    from gbdist.lae import knee
+    from gbdist.compute.leaders import knee
+    from gbdist.stages.client import n_worker_threads
 
     partitions = partitions or 2 * n_worker_threads(client)
     leaders = discover_leaders(client, store, storage_options, eps_values, partitions)
-    group = open_store(store, mode="r", storage_options=storage_options)
+    group = open_group(store, mode="r", storage_options=storage_options)
     n_chunks = group["progress/soap"].shape[0]
     counts = []
     for eps in eps_values:

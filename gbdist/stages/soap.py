@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
 from pydantic import BaseModel, ConfigDict, Field
+from zarr.codecs import BloscCodec
 
+from gbdist.compute.select import SelectParams, select_gb_region
+from gbdist.compute.soap import SoapParams, n_features, soap_rows, species_symbols, unit_rows
 from gbdist.errors import GbdistError, StoreError
 from gbdist.io import ReadParams, read_structure
-from gbdist.progress import as_completed_with_progress
-from gbdist.select import SelectParams, select_gb_region
-from gbdist.soap import SoapParams, n_features, soap_rows, species_symbols, unit_rows
-from gbdist.store import RowPlan, mark_stage, open_store, stage_done, write_array
+from gbdist.stages.progress import as_completed_with_progress
+from gbdist.store.schema import RowPlan, mark_stage, open_group, stage_done, write_array
 
-log = logging.getLogger("gbdist")
+log = logging.getLogger(__name__)
 
 
 class SoapStageParams(BaseModel):
@@ -172,10 +172,10 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
     """
     import dask.bag as db
 
-    from gbdist.cluster import n_worker_threads
+    from gbdist.stages.client import n_worker_threads
 
     report = SoapReport(worker_threads=n_worker_threads(client))
-    group = open_store(store, mode="a", storage_options=storage_options)
+    group = open_group(store, mode="a", storage_options=storage_options)
     check_same_job(group, store, inputs, params)
     group.attrs.update({"inputs": inputs, "params": params.model_dump(mode="json")})
 

@@ -22,10 +22,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from gbdist.features import read_representations
-from gbdist.labels import align_labels, load_labels
-from gbdist.learn import random_halves
-from gbdist.store import open_store
+from gbdist.learning.labels import align_labels, load_labels
+from gbdist.learning.models import random_halves
+from gbdist.store.representations import read_representations
+from gbdist.store.schema import open_group
 
 
 def classifiers(seed: int) -> dict:
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--property", action="append", help="class columns (default: mobility_trend, shear_coupling)")
     args = parser.parse_args()
-    group = open_store(args.store, mode="r")
+    group = open_group(args.store, mode="r")
     reps = read_representations(group)
     props = align_labels(load_labels(args.labels), group["gb/id"][:], args.property or ["mobility_trend", "shear_coupling"])
     for prop in props:

@@ -89,14 +89,15 @@ def crystal_descriptors(root: str | Path | None = None) -> pd.DataFrame:
 
 
 def main() -> None:
-    from gbdist.features import read_representations
-    from gbdist.store import open_store
     from table1_protocol import experiment_parser, score_and_print
+
+    from gbdist.store.representations import read_representations
+    from gbdist.store.schema import open_group
 
     parser = experiment_parser(__doc__)
     parser.add_argument("--olmsted", type=Path, help="Olmsted data folder (default: $GBDIST_OLMSTED or ../shared/data/olmsted)")
     args = parser.parse_args()
-    group = open_store(args.store, mode="r")
+    group = open_group(args.store, mode="r")
     ids = [str(i) for i in group["gb/id"][:]]
     table = crystal_descriptors(args.olmsted)
     unknown = sorted(set(ids) - set(table.index))

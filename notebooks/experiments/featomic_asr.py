@@ -25,8 +25,8 @@ def featomic_asr_of_gb(source: str, atom_ids: np.ndarray, normal: int, n_max: in
     import metatensor
     from featomic import SoapPowerSpectrum
 
+    from gbdist.compute.soap import crop_to_centres
     from gbdist.io.read import read_structure
-    from gbdist.soap import crop_to_centres
 
     structure = read_structure(source)
     order = np.argsort(structure.ids)
@@ -54,11 +54,11 @@ def featomic_asr_of_gb(source: str, atom_ids: np.ndarray, normal: int, n_max: in
 
 def main() -> None:
     from dask.distributed import Client, LocalCluster
-
-    from gbdist.features import read_representations, region_thickness
-    from gbdist.progress import as_completed_with_progress
-    from gbdist.store import open_store
     from table1_protocol import experiment_parser, score_and_print
+
+    from gbdist.stages.progress import as_completed_with_progress
+    from gbdist.store.representations import read_representations, region_thickness
+    from gbdist.store.schema import open_group
 
     parser = experiment_parser(__doc__)
     parser.add_argument("--n-max", type=int, default=12)
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     out = args.out or Path("out") / f"featomic-ASR-{args.n_max}-{args.l_max}.npy"
-    group = open_store(args.store, mode="r")
+    group = open_group(args.store, mode="r")
     offset, atoms = group["gb/offset"][:], group["lae/atom"][:]
     sources, normals = group["gb/source"][:], group["gb/normal"][:]
     with Client(LocalCluster(n_workers=args.workers, threads_per_worker=1)) as client:

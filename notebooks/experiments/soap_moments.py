@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gbdist.cna import FCC, HCP, OTHER
-from gbdist.features import gb_row_sums
+from gbdist.compute.asr import gb_row_sums
+from gbdist.compute.cna import FCC, HCP, OTHER
 
 CNA_CLASSES = (FCC, HCP, OTHER)  # asap3's restricted CNA, as stored in lae/cna
 
@@ -56,14 +56,15 @@ def soap_std(soap, offsets: np.ndarray, asr: np.ndarray, rows_per_read: int | No
 
 
 def main() -> None:
-    from gbdist.features import read_representations
-    from gbdist.store import open_store
     from table1_protocol import experiment_parser, score_and_print
+
+    from gbdist.store.representations import read_representations
+    from gbdist.store.schema import open_group
 
     parser = experiment_parser(__doc__)
     parser.add_argument("--property", action="append", help="label columns (default: the three Table I properties)")
     args = parser.parse_args()
-    group = open_store(args.store, mode="r")
+    group = open_group(args.store, mode="r")
     offsets = group["gb/offset"][:]
     asr = read_representations(group)["ASR"][0]
     density = density_features(group["lae/soap_norm"][:], group["lae/cna"][:], offsets)

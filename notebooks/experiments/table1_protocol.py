@@ -26,8 +26,8 @@ def score_and_print(reps: dict[str, np.ndarray], labels: str, gb_ids, n_splits: 
     """
     from dask.distributed import Client, LocalCluster
 
-    from gbdist.evaluate import run_table1
-    from gbdist.labels import align_labels, load_labels
+    from gbdist.learning.labels import align_labels, load_labels
+    from gbdist.learning.protocol import run_table1
 
     props = align_labels(load_labels(labels), np.asarray(gb_ids), properties or PROPERTIES)
     with Client(LocalCluster(n_workers=workers, threads_per_worker=1)) as client:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from gbdist.cluster import ClusterConfig, JobqueueConfig, job_script, load_cluster
 from gbdist.errors import GbdistError
+from gbdist.stages.client import ClusterConfig, JobqueueConfig, job_script, load_cluster
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CLUSTER_FILES = sorted(p for p in DEPLOY.rglob("*.yaml"))

@@ -4,9 +4,9 @@ good structures still finish."""
 from __future__ import annotations
 
 import zarr
+from conftest import toy_boundary
 from typer.testing import CliRunner
 
-from conftest import toy_boundary
 from gbdist.cli import app
 from gbdist.io.lammps import write_lammps_dump
 

@@ -6,11 +6,11 @@ import subprocess
 import time
 
 import numpy as np
-
 from conftest import array_digests, make_job, soap_command, toy_inputs
-from gbdist.job import run_job
-from gbdist.lock import lock_path
-from gbdist.store import RowPlan
+
+from gbdist.store.lock import lock_path
+from gbdist.store.schema import RowPlan
+from gbdist.workflows.job import run_job
 
 
 def test_chunk_plan_gives_every_row_to_exactly_one_task():

@@ -25,8 +25,8 @@ def test_no_unsafe_loading_in_the_package():
 
 
 def test_the_job_file_is_read_with_safe_yaml(tmp_path):
-    from gbdist.config import load_job
     from gbdist.errors import GbdistError
+    from gbdist.workflows.job import load_job
 
     job = tmp_path / "job.yaml"
     job.write_text("store: s.zarr\ninputs: !!python/object/apply:os.system ['echo pwned']\n")

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from gbdist.cna import FCC, compute_cna
+from gbdist.compute.cna import FCC, compute_cna
 from gbdist.errors import StructureError
 from gbdist.structure import Structure
 

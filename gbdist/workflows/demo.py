@@ -12,20 +12,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gbdist.building_blocks import explain
-from gbdist.cluster import ClusterConfig, dask_client
-from gbdist.config import JobConfig
 from gbdist.datasets.generate import GenerateParams
 from gbdist.datasets.tilt_set import generate_dataset
-from gbdist.evaluate import run_table1
-from gbdist.features import read_representations
-from gbdist.job import run_job
-from gbdist.labels import align_labels, read_labels_csv
-from gbdist.reports import write_table1
-from gbdist.store import open_store
-from gbdist.train import train_models
+from gbdist.stages.client import ClusterConfig, dask_client
+from gbdist.store.schema import eps_key, lae_runs, open_group
+from gbdist.workflows.job import JobConfig, run_job
+from gbdist.workflows.learning import (
+    EvaluateOptions,
+    ExplainOptions,
+    LearnOptions,
+    evaluate_store,
+    explain_store,
+    train_store,
+)
 
-log = logging.getLogger("gbdist")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,6 +37,7 @@ class DemoReport:
     energy_range: tuple[float, float]
     n_lae: int
     n_unique: int
+    eps: float
     scores: dict  # representation → (mean, std) held-out energy score, %
     n_splits: int
     wall_s: float
@@ -49,28 +51,24 @@ def run_demo(out: Path, cluster: ClusterConfig, params: GenerateParams | None = 
     params = params or GenerateParams()
     out = Path(out)
     store = str(out / "demo.zarr")
+    labels = out / "data" / "labels.csv"
     with dask_client(cluster) as client:
         table = generate_dataset(client, params, out / "data")
-        job = JobConfig(store=store, inputs=[str(out / "data" / "structures" / "*.dump.gz")],
-                        cluster=ClusterConfig(scheduler=client.scheduler.address))
-        job_report = run_job(job)
-        group = open_store(store)
-        gb_ids = group["gb/id"][:]
-        (energy,) = align_labels(read_labels_csv(out / "data" / "labels.csv"), gb_ids, ["energy"])
-        reps = read_representations(group)
+        here = ClusterConfig(scheduler=client.scheduler.address)
+        job_report = run_job(JobConfig(store=store, inputs=[str(out / "data" / "structures" / "*.dump.gz")],
+                                       cluster=here))
         log.info("demo: Table I protocol on the energy, %d splits", n_splits)
-        results = run_table1(client, {r: x for r, (x, _) in reps.items()}, [energy], n_splits)
-        write_table1(out / "table1", results, [energy], gb_ids, n_splits,
-                     {"store": store, "labels": str(out / "data" / "labels.csv"), "splits": n_splits})
-        eps = float(group.attrs["lae_default"])
-        train_models(client, store, reps, [energy], out / "models", eps)
-    explain(store, energy, out / "explain", top=top)
+        table1 = evaluate_store(store, labels, out / "table1",
+                                EvaluateOptions(properties=["energy"], splits=n_splits), here)
+        train_store(store, labels, out / "models", LearnOptions(properties=["energy"]), here)
+    explained = explain_store(store, labels, out / "explain", ExplainOptions(property="energy", top=top))
+    group = open_group(store)
     twin = table[(table["sigma"] == 3) & (table["plane"] == "(1 -1 1)")]["energy"]
     report = DemoReport(
         out=out, n_boundaries=len(table), twin_energy=float(twin.iloc[0]) if len(twin) else float("nan"),
         energy_range=(float(table["energy"].min()), float(table["energy"].max())),
-        n_lae=int(group["lae/gb"].shape[0]), n_unique=int(group.attrs["lae_runs"][group.attrs["lae_default"]]["n_unique"]),
-        scores={rep: (float(c.summary()["mean"]), float(c.summary()["std"])) for rep, c in results["energy"].items()},
+        n_lae=int(group["lae/gb"].shape[0]), n_unique=int(lae_runs(group)[eps_key(explained.eps)]["n_unique"]), eps=explained.eps,
+        scores={rep: (float(c.summary()["mean"]), float(c.summary()["std"])) for rep, c in table1.cells["energy"].items()},
         n_splits=n_splits, wall_s=time.perf_counter() - t0, failures=len(job_report.failures))
     (out / "report.md").write_text(demo_markdown(report))
     return report
@@ -87,7 +85,7 @@ relaxed with EMT (`data/boundaries.csv`, dumps in `data/structures/`). GB energi
 
 ![GB energy against misorientation](data/energies.png)
 
-{r.n_lae} local atomic environments, {r.n_unique} unique LAEs (`demo.zarr`).
+{r.n_lae} local atomic environments, {r.n_unique} unique LAEs at eps {r.eps:.4f} (`demo.zarr`).
 
 Held-out GB energy score, 100·(1 − RMSE/mean), over {r.n_splits} random 50/50 splits
 (tuned and fitted on the training half; `table1/`):

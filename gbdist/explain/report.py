@@ -9,21 +9,20 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
+from gbdist.compute.select import cna_classes
 from gbdist.errors import GbdistError
-from gbdist.explain import class_fractions, cluster_around, fcc_fraction, hcp_fraction, one_vs_rest, rank_laes
+from gbdist.explain.pictures import lae_picture, overview_plot
+from gbdist.explain.ranking import class_fractions, cluster_around, fcc_fraction, hcp_fraction, one_vs_rest, rank_laes
 from gbdist.io.read import ReadParams, read_structure
-from gbdist.labels import Property
-from gbdist.plots import lae_picture, overview_plot
-from gbdist.select import cna_classes
-from gbdist.stages.lae import lae_done, lae_group_name
-from gbdist.store import open_store
+from gbdist.learning.labels import Property
+from gbdist.store.schema import lae_path, open_group, resolve_eps
 
-log = logging.getLogger("gbdist")
+log = logging.getLogger(__name__)
 
 
 def _trace(group, eps: float) -> dict[str, np.ndarray]:
-    unique = group[f"{lae_group_name(eps)}/unique"]
-    return {"gb": unique["gb"][:], "atom": unique["atom"][:], "count": unique["count"][:],
+    return {"gb": group[lae_path(eps, "unique/gb")][:], "atom": group[lae_path(eps, "unique/atom")][:],
+            "count": group[lae_path(eps, "unique/count")][:],
             "gb_id": group["gb/id"][:], "gb_source": group["gb/source"][:]}
 
 
@@ -56,15 +55,16 @@ def render_lae(entry: dict, structures: dict, read: ReadParams, cna_column: str,
 
 
 def explain(store: str, prop: Property, out: Path, klass: int | None = None, top: int = 10,
-            eps: float | None = None, seed: int = 0) -> list[dict]:
-    """Rank unique LAEs for ``prop`` (class ``klass`` vs the rest), render the top ones, write report."""
-    group = open_store(store)
-    eps = float(group.attrs["lae_default"]) if eps is None and "lae_default" in group.attrs else eps
-    if eps is None or not lae_done(group, eps):
-        raise GbdistError(f"{store}: no finished LAE run{'' if eps is None else f' at eps {eps}'}; run `gbdist lae` first")
+            eps: float | None = None, seed: int = 0) -> tuple[list[dict], float]:
+    """Rank unique LAEs for ``prop`` (class ``klass`` vs the rest), render the top ones, write the report.
+
+    Returns the top entries and the eps of the LAE run used (``eps``, or the store's chosen eps).
+    """
+    group = open_group(store)
+    eps = resolve_eps(group, store, eps)
     params = group.attrs["params"]
     read, cna_column, r_cut = ReadParams(**params["read"]), params["select"]["cna_column"], params["soap"]["r_cut"]
-    ler = group[f"{lae_group_name(eps)}/ler"][:]
+    ler = group[lae_path(eps, "ler")][:]
     try:
         target = one_vs_rest(prop, klass)
     except ValueError as err:
@@ -93,7 +93,7 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
     (out / "explain.json").write_text(json.dumps({"store": store, "property": prop.name, "class": klass,
                                                   "eps": eps, "top": entries}, indent=1))
     (out / "report.md").write_text(report_markdown(entries, prop, klass, eps))
-    return entries
+    return entries, eps
 
 
 def report_markdown(entries: list[dict], prop: Property, klass: int | None, eps: float) -> str:

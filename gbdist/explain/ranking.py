@@ -15,9 +15,9 @@ import xgboost as xgb
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
-from gbdist.cna import FCC, HCP
-from gbdist.labels import Property
-from gbdist.learn import ModelParams, tune_and_fit
+from gbdist.compute.cna import FCC, HCP
+from gbdist.learning.labels import Property
+from gbdist.learning.models import ModelParams, tune_and_fit
 from gbdist.structure import Structure
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gbdist.evaluate import CellResult
-from gbdist.labels import Property
-from gbdist.plots import confusion_plot, learning_curve_plot, parity_plot
+from gbdist.learning.labels import Property
+from gbdist.learning.plots import confusion_plot, learning_curve_plot, parity_plot
+from gbdist.learning.protocol import CellResult
 
 SCORE_NAMES = {"regression": "100·(1 − RMSE/mean)", "classification": "accuracy"}
 
@@ -20,12 +20,14 @@ def table1_json(results: dict[str, dict[str, CellResult]]) -> dict:
     return {prop: {rep: cell.summary() for rep, cell in cells.items()} for prop, cells in results.items()}
 
 
-def table1_markdown(table: dict, props: list[Property], n_splits: int, paper: dict | None = None) -> str:
+def table1_markdown(table: dict, props: list[Property], n_splits: int, paper: dict | None = None,
+                    ler_eps: float | None = None) -> str:
     """Markdown table of mean ± std per cell, with the paper's numbers beside ours when given."""
     reps = list(next(iter(table.values())))
     paper_reps = [r for r in reps if paper and any(r in cells for cells in paper.values())]
     header = ["property", "score"] + reps + [f"paper {r}" for r in paper_reps]
-    lines = [f"Mean ± std over {n_splits} random 50/50 splits (tuned and fitted on the training half).", "",
+    lines = [f"Mean ± std over {n_splits} random 50/50 splits (tuned and fitted on the training half)."
+             + (f" LER: the unique LAEs at eps {ler_eps:.4f}." if ler_eps is not None else ""), "",
              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     kinds = {p.name: p.kind for p in props}
     for prop, cells in table.items():
@@ -83,7 +85,7 @@ def write_table1(out: Path, results, props: list[Property], gb_ids: np.ndarray, 
     out.mkdir(parents=True, exist_ok=True)
     table = table1_json(results)
     (out / "table1.json").write_text(json.dumps(table, indent=1))
-    (out / "table1.md").write_text(table1_markdown(table, props, n_splits, paper))
+    (out / "table1.md").write_text(table1_markdown(table, props, n_splits, paper, run_info.get("ler_eps")))
     (out / "run.json").write_text(json.dumps(run_info, indent=1))
     write_predictions(out / "predictions.csv", results, props, gb_ids)
     write_figures(out, results, props)

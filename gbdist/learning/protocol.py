@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gbdist.labels import Property
-from gbdist.learn import ModelParams, evaluate_split, random_halves, random_prediction, scores
-from gbdist.progress import as_completed_with_progress
+from gbdist.learning.labels import Property
+from gbdist.learning.models import ModelParams, evaluate_split, random_halves, random_prediction, scores
+from gbdist.stages.progress import as_completed_with_progress
 
-log = logging.getLogger("gbdist")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -97,7 +97,7 @@ def run_learning_curve(client, reps: dict[str, np.ndarray], prop: Property, frac
     futures = {}
     for fraction in fractions:
         splits = random_halves(len(prop.y), n_fits, seed, fraction)
-        for future, (rep, i) in _submit_fits(client, reps, prop, splits, model, seed).items():
+        for future, (rep, _split) in _submit_fits(client, reps, prop, splits, model, seed).items():
             futures[future] = (rep, fraction)
     collected: dict[tuple[str, float], list[float]] = {}
     for future in as_completed_with_progress(list(futures), f"learning curve ({prop.name})"):

@@ -20,24 +20,12 @@ import numpy as np
 import xgboost as xgb
 import xgboost.dask  # noqa: F401  (registers xgb.dask)
 
-from gbdist.labels import Property
-from gbdist.learn import ModelParams, Scaler, choose_by_cv, fit_choice, training_weights
-from gbdist.features import region_thickness
-from gbdist.stages.lae import lae_group_name
-from gbdist.store import open_store
+from gbdist.learning.labels import Property
+from gbdist.learning.models import ModelParams, Scaler, choose_by_cv, fit_choice, training_weights
+from gbdist.store.representations import representation_array
+from gbdist.store.schema import open_group
 
-log = logging.getLogger("gbdist")
-
-
-def representation_array(store: str, rep: str, eps: float | None, storage_options: dict | None,
-                         group=None) -> da.Array:
-    """The representation as a dask array read from the store: ``asr`` (or ASR × thickness) or the LER."""
-    if rep == "LER":
-        return da.from_zarr(store, component=f"{lae_group_name(eps)}/ler", storage_options=storage_options)
-    asr = da.from_zarr(store, component="asr", storage_options=storage_options)
-    if rep == "ASR_area":
-        asr = asr * da.from_array(region_thickness(group))[:, None]
-    return asr
+log = logging.getLogger(__name__)
 
 
 def fit_distributed(client, X: da.Array, prop: Property, params: dict, n_rounds: int,
@@ -69,7 +57,7 @@ def train_models(client, store: str, reps: dict[str, tuple[np.ndarray, list[str]
     task), fit with xgboost.dask, save ``<property>_<rep>.ubj``; write and return ``models.json``."""
     model = model or ModelParams()
     out.mkdir(parents=True, exist_ok=True)
-    group = open_store(store, storage_options=storage_options)
+    group = open_group(store, storage_options=storage_options)
     records = []
     for prop in props:
         for rep, (X, names) in reps.items():
@@ -93,6 +81,6 @@ def train_models(client, store: str, reps: dict[str, tuple[np.ndarray, list[str]
                             "cv_score": choice.cv_score, "candidates": choice.candidates,
                             "params": choice.params, "features": len(names),
                             "ler_eps": eps if rep == "LER" else None})
-    (out / "models.json").write_text(json.dumps({"store": store, "seed": seed, "model": model.model_dump(),
+    (out / "models.json").write_text(json.dumps({"store": store, "ler_eps": eps, "seed": seed, "model": model.model_dump(),
                                                  "models": records}, indent=1))
     return records

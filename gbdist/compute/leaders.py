@@ -158,7 +158,7 @@ def perfect_fcc_soap(soap_params, species: list[str], element: str | None = None
     from ase.build import bulk
     from ase.data import atomic_numbers, reference_states
 
-    from gbdist.soap import make_soap
+    from gbdist.compute.soap import make_soap
 
     element = element or species[0]
     ref = reference_states[atomic_numbers[element]]

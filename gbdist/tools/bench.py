@@ -33,16 +33,15 @@ import numpy as np
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
-from gbdist.cluster import ClusterConfig, dask_client
-from gbdist.config import JobConfig
 from gbdist.io import expand_inputs
 from gbdist.io.files import open_bytes, structure_id
 from gbdist.io.lammps import parse_lammps_dump
-from gbdist.job import run_job
-from gbdist.progress import as_completed_with_progress, with_progress
-from gbdist.rss import peak_rss_bytes, reset_peak_rss
+from gbdist.stages.client import ClusterConfig, dask_client
+from gbdist.stages.progress import as_completed_with_progress, with_progress
+from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
+from gbdist.workflows.job import JobConfig, run_job
 
-log = logging.getLogger("gbdist")
+log = logging.getLogger(__name__)
 
 
 class BenchConfig(BaseModel):
@@ -79,7 +78,7 @@ class StageFigure:
 
 def load_bench(path: str | Path | None) -> BenchConfig:
     """A bench file (YAML, inputs relative to its folder), or the defaults when ``path`` is None."""
-    from gbdist.yaml_model import read_mapping, validate
+    from gbdist.io.config_files import read_mapping, validate
 
     if path is None:
         return BenchConfig()
@@ -164,9 +163,9 @@ def _read_chunk(k: int, store: str) -> int:
 def soap_read_pass(client, store: Path) -> dict:
     """One read of the whole ``soap`` array on the workers, a task per chunk: the floor of
     any stage that streams the SOAP rows once."""
-    from gbdist.store import open_store
+    from gbdist.store.schema import open_group
 
-    n_chunks = open_store(str(store))["progress/soap"].shape[0]
+    n_chunks = open_group(str(store))["progress/soap"].shape[0]
     t0 = time.perf_counter()
     futures = client.map(_read_chunk, range(n_chunks), store=str(store), pure=False)
     nbytes = sum(f.result() for f in as_completed_with_progress(futures, "soap read"))
@@ -175,12 +174,12 @@ def soap_read_pass(client, store: Path) -> dict:
 
 def learn_stage(client, store: Path, labels, out: Path) -> StageFigure:
     """xgboost.dask energy model on the ASR (CV on a worker, then the distributed fit)."""
-    from gbdist.features import read_representations
-    from gbdist.labels import align_labels
-    from gbdist.store import open_store
-    from gbdist.train import train_models
+    from gbdist.learning.final import train_models
+    from gbdist.learning.labels import align_labels
+    from gbdist.store.representations import read_representations
+    from gbdist.store.schema import open_group
 
-    group = open_store(str(store))
+    group = open_group(str(store))
     reps = {"ASR": read_representations(group)["ASR"]}
     gb_ids = group["gb/id"][:]
     props = align_labels(labels[labels.index.isin(set(gb_ids))], gb_ids, ["energy"])  # labels: indexed by id
@@ -191,11 +190,11 @@ def learn_stage(client, store: Path, labels, out: Path) -> StageFigure:
 
 def bare_kernel(store: Path, n_gb: int) -> dict:
     """The dscribe kernel alone, in this process, on the centres of the store's first ``n_gb`` GBs."""
+    from gbdist.compute.soap import SoapParams, soap_rows
     from gbdist.io.read import read_structure
-    from gbdist.soap import SoapParams, soap_rows
-    from gbdist.store import open_store
+    from gbdist.store.schema import open_group
 
-    group = open_store(str(store))
+    group = open_group(str(store))
     params = SoapParams(**group.attrs["params"]["soap"])
     offset, atoms = group["gb/offset"][: n_gb + 1], group["lae/atom"][:]
     sources, normals, species = group["gb/source"][:n_gb], group["gb/normal"][:n_gb], list(group.attrs["species"])
@@ -213,7 +212,7 @@ def bare_kernel(store: Path, n_gb: int) -> dict:
 def numpy_greedy(blocks, seed: np.ndarray, eps: float) -> tuple[np.ndarray, int]:
     """Brute-force greedy leaders in NumPy: every row of the ``blocks`` (an iterable of (n, d)
     float32 arrays), in order, against every leader so far. Returns (labels, leader count)."""
-    from gbdist.lae import similarity_threshold
+    from gbdist.compute.leaders import similarity_threshold
 
     thr = similarity_threshold(eps)
     leaders = np.zeros((1024, len(seed)), np.float32)
@@ -234,8 +233,8 @@ def numpy_greedy(blocks, seed: np.ndarray, eps: float) -> tuple[np.ndarray, int]
 
 
 def _store_seed(group) -> np.ndarray:
-    from gbdist.lae import perfect_fcc_soap
-    from gbdist.soap import SoapParams
+    from gbdist.compute.leaders import perfect_fcc_soap
+    from gbdist.compute.soap import SoapParams
 
     return perfect_fcc_soap(SoapParams(**group.attrs["params"]["soap"]), list(group.attrs["species"]))
 
@@ -243,10 +242,10 @@ def _store_seed(group) -> np.ndarray:
 def numpy_leader_pass(store: Path) -> dict:
     """Brute-force greedy leaders in NumPy at the store's eps, reading the rows chunk by chunk
     from the store (as the stage does)."""
-    from gbdist.store import open_store
+    from gbdist.store.schema import chosen_eps, open_group
 
-    group = open_store(str(store))
-    eps = float(group.attrs["lae_default"])
+    group = open_group(str(store))
+    eps = chosen_eps(group)
     soap, seed = group["soap"], _store_seed(group)
     step = soap.chunks[0]
     t0 = time.perf_counter()
@@ -262,17 +261,17 @@ def leader_kernels(store: Path, n_rows: int, fine_eps: float) -> dict:
     import faiss
     from threadpoolctl import threadpool_limits
 
-    from gbdist.lae import assign_to_leaders, greedy_leaders
-    from gbdist.store import open_store
+    from gbdist.compute.leaders import assign_to_leaders, greedy_leaders
+    from gbdist.store.schema import chosen_eps, open_group
 
-    group = open_store(str(store))
+    group = open_group(str(store))
     rows, seed = group["soap"][:n_rows], _store_seed(group)
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     out = {}
     try:
         with threadpool_limits(1):
-            for eps in (float(group.attrs["lae_default"]), fine_eps):
+            for eps in (chosen_eps(group), fine_eps):
                 t0 = time.perf_counter()
                 leaders = np.vstack([seed[None, :], rows[greedy_leaders(rows, eps, seed[None, :])]])
                 assign_to_leaders(rows, leaders)
@@ -341,7 +340,7 @@ def scale_up(client, files: list[str], labels, factor: int, displacement: float,
 # ---------------------------------------------------------------- the run
 def run_bench(config: BenchConfig, out: Path) -> dict:
     """Every measurement in one run; returns (and writes) the ``bench.json`` content."""
-    from gbdist.labels import load_labels
+    from gbdist.learning.labels import load_labels
 
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.zarr"):  # every stage must run, none be skipped as done

@@ -100,10 +100,21 @@ def align_labels(frame: pd.DataFrame, gb_ids: np.ndarray, names: list[str] | Non
     return out
 
 
-def load_labels(spec: str) -> pd.DataFrame:
-    """Labels from ``spec``: ``olmsted`` (the Table I labels of the Olmsted survey) or a CSV path."""
-    if spec == "olmsted":
-        from gbdist.datasets.olmsted import olmsted_labels
+def load_labels(spec: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """Labels from ``spec``: ``olmsted`` (the Table I labels of the Olmsted survey in
+    ``../shared`` or ``$GBDIST_OLMSTED``), a folder in the Olmsted layout, a CSV path, or a
+    frame indexed by id (returned as it is)."""
+    from gbdist.datasets.olmsted import missing_label_files, olmsted_labels
 
+    if isinstance(spec, pd.DataFrame):
+        return spec
+    if str(spec) == "olmsted":
         return olmsted_labels()
-    return read_labels_csv(spec)
+    path = Path(spec)
+    if path.is_dir():
+        missing = missing_label_files(path)
+        if missing:
+            raise GbdistError(f"{path}: a folder given as labels must have the Olmsted layout; it lacks "
+                              f"{', '.join(missing)} (or give a labels CSV)")
+        return olmsted_labels(path)
+    return read_labels_csv(path)

@@ -48,7 +48,7 @@ class Scaler:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, X: np.ndarray) -> "Scaler":
+    def fit(cls, X: np.ndarray) -> Scaler:
         scale = X.std(axis=0)
         return cls(X.mean(axis=0), np.where(scale > 0, scale, 1.0))
 
@@ -59,7 +59,7 @@ class Scaler:
         return json.dumps({"mean": self.mean.tolist(), "scale": self.scale.tolist()})
 
     @classmethod
-    def from_json(cls, text: str) -> "Scaler":
+    def from_json(cls, text: str) -> Scaler:
         data = json.loads(text)
         return cls(np.asarray(data["mean"]), np.asarray(data["scale"]))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gbdist.errors import StoreError
 
-log = logging.getLogger("gbdist")
+log = logging.getLogger(__name__)
 
 
 def lock_path(store: str) -> Path:

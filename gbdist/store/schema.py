@@ -21,9 +21,19 @@ array                  shape              dtype      meaning
 ``progress/soap_cpu``  (soap_chunk,)      float64    s, dscribe CPU time of that chunk
 =====================  =================  =========  ==============================================
 
+The unique LAEs found at one eps live in the group ``lae_eps_<eps>`` (eps with 4 decimals,
+:func:`lae_group_name`): ``label`` and ``similarity`` (lae,), ``unique/soap`` (unique,
+feature), ``unique/source``, ``unique/gb``, ``unique/atom``, ``unique/count`` (unique,) and
+``ler`` (gb, unique).
+
 Group attributes: ``gbdist_version``, ``schema_version``, ``inputs`` (path, id, bytes,
-sha256), ``failures``, the ``read`` / ``select`` / ``soap`` parameters, and ``stages``:
-``{stage: {"done": true, ...}}``, written last, after the stage's data.
+sha256), ``failures``, the ``read`` / ``select`` / ``soap`` parameters, ``species``, and
+``stages``: ``{stage: {"done": true, ...}}``, written last, after the stage's data.
+``lae_runs``: ``{"<eps>": {"done": true, "n_unique": ..., ...}}``, one record per finished
+LAE run; ``lae_chosen``: the eps that later stages use when none is given. The first LAE
+run written to a store becomes its chosen eps; after that only an explicit choice (the
+job's ``lae.eps``, ``gbdist lae --choose``) changes it. Stores written before
+``lae_chosen`` existed name it ``lae_default``; it is read as the chosen eps.
 """
 
 from __future__ import annotations
@@ -33,11 +43,13 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
-from gbdist import SCHEMA_VERSION, __version__
-from gbdist.errors import StoreError
+from gbdist import __version__
+from gbdist.errors import GbdistError, StoreError
+
+SCHEMA_VERSION = 1
 
 
-def open_store(url: str, mode: str = "r", storage_options: dict | None = None) -> zarr.Group:
+def open_group(url: str, mode: str = "r", storage_options: dict | None = None) -> zarr.Group:
     """Open (or with mode 'a'/'w' create) a gbdist store; check its schema version.
 
     Raises
@@ -129,3 +141,91 @@ class RowPlan:
             if hi > lo:
                 yield gb, lo, hi
             gb += 1
+
+
+# ---------------------------------------------------------------- LAE results per eps
+LAE_GROUP_PREFIX = "lae_eps_"
+
+
+def check_eps(eps: float, what: str = "eps") -> float:
+    """``eps`` as a float if it is a usable SOAP distance threshold, 0 < eps < 2 (unit vectors)."""
+    if not 0.0 < float(eps) < 2.0:
+        raise GbdistError(f"{what} = {eps}: the SOAP distance threshold must lie in (0, 2)")
+    return float(eps)
+
+
+def eps_key(eps: float) -> str:
+    """The key of an eps in ``lae_runs`` and in group names: 4 decimals."""
+    return f"{float(eps):.4f}"
+
+
+def lae_group_name(eps: float) -> str:
+    """Name of the group holding the unique LAEs found at ``eps``."""
+    return LAE_GROUP_PREFIX + eps_key(eps)
+
+
+def lae_path(eps: float, name: str) -> str:
+    """Path of array ``name`` (``ler``, ``label``, ``unique/soap``, …) of the LAE results at ``eps``."""
+    return f"{lae_group_name(eps)}/{name}"
+
+
+def lae_runs(group: zarr.Group) -> dict[str, dict]:
+    """``{eps key: run record}`` of the finished (and unfinished) LAE runs in the store."""
+    return dict(group.attrs.get("lae_runs", {}))
+
+
+def lae_done(group: zarr.Group, eps: float) -> bool:
+    """True once the unique LAEs at ``eps`` are stored."""
+    return bool(lae_runs(group).get(eps_key(eps), {}).get("done"))
+
+
+def chosen_eps(group: zarr.Group) -> float | None:
+    """The store's chosen eps (the LER later stages use), or None before any LAE run."""
+    value = group.attrs.get("lae_chosen", group.attrs.get("lae_default"))
+    return None if value is None else float(value)
+
+
+def resolve_eps(group: zarr.Group, store: str, eps: float | None = None) -> float:
+    """``eps`` (checked to have a finished run) or the store's chosen eps.
+
+    Raises
+    ------
+    StoreError
+        If there is no finished LAE run at ``eps``, or no LAE run at all.
+    """
+    if eps is None:
+        eps = chosen_eps(group)
+        if eps is None:
+            raise StoreError(f"{store}: no LAE run yet; run `gbdist lae --store {store}` first")
+    eps = check_eps(eps)
+    if not lae_done(group, eps):
+        runs = ", ".join(k for k, v in lae_runs(group).items() if v.get("done")) or "none"
+        raise StoreError(f"{store}: no finished LAE run at eps {eps_key(eps)} (finished runs: {runs})")
+    return eps
+
+
+def begin_lae_run(group: zarr.Group, eps: float) -> zarr.Group:
+    """Forget any record of a run at ``eps`` (it is not done while its arrays are rewritten);
+    return its group, created if needed."""
+    runs = lae_runs(group)
+    runs.pop(eps_key(eps), None)
+    group.attrs["lae_runs"] = runs
+    return group.require_group(lae_group_name(eps))
+
+
+def record_lae_run(group: zarr.Group, eps: float, info: dict, choose: bool = False) -> bool:
+    """Record a finished run at ``eps`` (call after its data are written). It becomes the
+    chosen eps if ``choose`` or if the store has none yet; returns whether it is chosen."""
+    runs = lae_runs(group)
+    runs[eps_key(eps)] = {"done": True, **info}
+    update = {"lae_runs": runs}
+    if choose or chosen_eps(group) is None:
+        update["lae_chosen"] = eps_key(eps)
+    group.attrs.update(update)
+    return chosen_eps(group) == float(eps_key(eps))
+
+
+def choose_eps(group: zarr.Group, store: str, eps: float) -> None:
+    """Make the finished run at ``eps`` the store's chosen one."""
+    resolve_eps(group, store, eps)
+    group.attrs["lae_chosen"] = eps_key(eps)

@@ -7,7 +7,7 @@ import sys
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-log = logging.getLogger("gbdist")
+log = logging.getLogger(__name__)
 
 
 def with_progress(items, description: str):

@@ -20,9 +20,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gbdist.errors import GbdistError
-from gbdist.yaml_model import read_mapping, validate
+from gbdist.io.config_files import read_mapping, validate
 
-log = logging.getLogger("gbdist")
+log = logging.getLogger(__name__)
 
 # One dscribe / numpy kernel per worker thread: no hidden BLAS or OpenMP threads.
 _SINGLE_THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}

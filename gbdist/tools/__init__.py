@@ -1,0 +1,1 @@
+"""Developer commands outside the core pipeline: ``bench`` (how fast each stage runs)."""
