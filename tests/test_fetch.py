@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from gbdist.cli import app
 from gbdist.datasets.olmsted_fetch import fetch_olmsted, pinned_sha256, source_url
-from tests.conftest import OLMSTED
+
+from conftest import OLMSTED
 
 runner = CliRunner()
 BASE = "http://127.0.0.1:{port}"

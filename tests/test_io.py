@@ -6,11 +6,12 @@ import lzma
 import ase.io
 import numpy as np
 import pytest
-from conftest import olmsted_dump, toy_boundary
 
 from gbdist.errors import GbdistError, StructureError
 from gbdist.io import ReadParams, expand_inputs, read_structure, structure_id
 from gbdist.io.lammps import format_lammps_dump, write_lammps_dump
+
+from conftest import olmsted_dump, toy_boundary
 
 
 def test_round_trip_compressed_and_plain(tmp_path):

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import zarr
-from conftest import make_job
 
 from gbdist.compute.leaders import (
     LeaderSearch,
@@ -16,6 +15,8 @@ from gbdist.compute.leaders import (
 from gbdist.stages.lae import run_lae_stage
 from gbdist.store.schema import lae_group_name, write_array
 from gbdist.workflows.job import run_job
+
+from conftest import make_job
 
 
 def _unit(x):

@@ -16,7 +16,8 @@ from gbdist.errors import GbdistError
 from gbdist.learning.final import load_model
 from gbdist.learning.labels import align_labels, read_labels_csv
 from gbdist.learning.models import ModelParams, energy_score, evaluate_split, random_halves, random_prediction
-from tests.conftest import OLMSTED
+
+from conftest import OLMSTED
 
 runner = CliRunner()
 FAST = ModelParams(max_rounds=30, early_stopping=5, grid=[{"max_depth": 2}, {"max_depth": 3}])

@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 from ase.build import bulk
-from conftest import olmsted_dump, toy_boundary
 
 from gbdist.compute.cna import FCC, compute_cna
 from gbdist.compute.select import SelectParams, boundary_normal, select_gb_region
 from gbdist.errors import StructureError
 from gbdist.io import read_structure
 from gbdist.structure import Structure
+
+from conftest import olmsted_dump, toy_boundary
 
 
 def test_rule_pads_the_non_fcc_extent():

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from conftest import array_digests, make_job, olmsted_dump
 from dscribe.descriptors import SOAP
 
 from gbdist.compute.select import select_gb_region
@@ -15,6 +14,8 @@ from gbdist.compute.soap import SoapParams, soap_rows
 from gbdist.errors import StoreError
 from gbdist.io import read_structure
 from gbdist.workflows.job import run_job
+
+from conftest import array_digests, make_job, olmsted_dump
 
 
 def test_toy_store_rows_match_direct_soap(tmp_path, toy_dumps, scheduler_address):

@@ -86,7 +86,7 @@ def write_table1(out: Path, results, props: list[Property], gb_ids: np.ndarray, 
     table = table1_json(results)
     (out / "table1.json").write_text(json.dumps(table, indent=1))
     (out / "table1.md").write_text(table1_markdown(table, props, n_splits, paper, run_info.get("ler_eps")))
-    (out / "run.json").write_text(json.dumps(run_info, indent=1))
+    (out / "run.json").write_text(json.dumps(run_info | ({"paper": paper} if paper else {}), indent=1))
     write_predictions(out / "predictions.csv", results, props, gb_ids)
     write_figures(out, results, props)
     return table

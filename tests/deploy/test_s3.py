@@ -9,9 +9,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import array_digests, make_job, toy_inputs
 
 from gbdist.workflows.job import run_job
+
+from conftest import array_digests, make_job, toy_inputs
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is a test dependency")
 s3fs = pytest.importorskip("s3fs", reason="s3fs is a test dependency (pip install -e '.[test]')")

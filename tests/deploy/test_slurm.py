@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import array_digests, make_job, toy_inputs
 
 from gbdist.workflows.job import run_job
+
+from conftest import array_digests, make_job, toy_inputs
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,11 +4,12 @@ good structures still finish."""
 from __future__ import annotations
 
 import zarr
-from conftest import toy_boundary
 from typer.testing import CliRunner
 
 from gbdist.cli import app
 from gbdist.io.lammps import write_lammps_dump
+
+from conftest import toy_boundary
 
 runner = CliRunner()
 GOOD = ("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS ss pp pp\n0 10\n0 10\n0 10\n"

@@ -6,11 +6,12 @@ import subprocess
 import time
 
 import numpy as np
-from conftest import array_digests, make_job, soap_command, toy_inputs
 
 from gbdist.store.lock import lock_path
 from gbdist.store.schema import RowPlan
 from gbdist.workflows.job import run_job
+
+from conftest import array_digests, make_job, soap_command, toy_inputs
 
 
 def test_chunk_plan_gives_every_row_to_exactly_one_task():

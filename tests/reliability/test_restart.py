@@ -8,9 +8,10 @@ import time
 
 import numpy as np
 import pytest
-from conftest import array_digests, make_job, soap_command, soap_flags, toy_inputs
 
 from gbdist.workflows.job import run_job
+
+from conftest import array_digests, make_job, soap_command, soap_flags, toy_inputs
 
 
 def test_killed_run_resumes_to_an_identical_store(tmp_path, scheduler_address):

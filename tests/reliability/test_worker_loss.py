@@ -7,11 +7,12 @@ import signal
 import threading
 import time
 
-from conftest import array_digests, make_job, soap_flags, toy_inputs
 from distributed import Client, LocalCluster
 
 from gbdist.stages.client import _SINGLE_THREAD_ENV
 from gbdist.workflows.job import run_job
+
+from conftest import array_digests, make_job, soap_flags, toy_inputs
 
 
 def test_worker_killed_mid_soap(tmp_path, scheduler_address):
