@@ -1,4 +1,4 @@
-"""Building blocks: which unique LAEs an LER model relies on, traced back to real atoms.
+"""Ranking the unique LAEs an LER model relies on (gain, SHAP), and cutting the atoms around one out of its GB.
 
 For a property (and optionally one class of it, as one-vs-rest), an XGBoost model on the
 LER ranks the unique LAEs by gain and by mean |SHAP| (XGBoost ``pred_contribs``). Each top

@@ -1,4 +1,6 @@
-"""The Zarr v3 store: the one contract between stages.
+"""The store schema (Zarr v3): every array and group name, completion flags, the chunk plan, the LAE
+results per eps and the chosen eps. Other modules use the fixed array names listed below; the
+per-eps names are formatted here only.
 
 One group per job (a local path or any fsspec URL). Arrays, with their dimension names:
 
@@ -218,10 +220,9 @@ def record_lae_run(group: zarr.Group, eps: float, info: dict, choose: bool = Fal
     chosen eps if ``choose`` or if the store has none yet; returns whether it is chosen."""
     runs = lae_runs(group)
     runs[eps_key(eps)] = {"done": True, **info}
-    update = {"lae_runs": runs}
-    if choose or chosen_eps(group) is None:
-        update["lae_chosen"] = eps_key(eps)
-    group.attrs.update(update)
+    chosen = chosen_eps(group)
+    group.attrs.update({"lae_runs": runs,  # an older store's lae_default is written under its new name
+                        "lae_chosen": eps_key(eps if choose or chosen is None else chosen)})
     return chosen_eps(group) == float(eps_key(eps))
 
 
