@@ -358,14 +358,12 @@ def generate(
     verbose: bool = VERBOSE,
 ) -> None:
     """Build and relax (EMT) symmetric tilt grain boundaries; write dumps, labels and an energy plot."""
-    from gbdist.datasets.tilt_set import generate_dataset
-    from gbdist.stages.client import dask_client
+    from gbdist.workflows.job import generate_boundaries
 
     _setup_logging(verbose)
     with _user_errors():
         params = GenerateParams(element=element, max_index=max_index, max_period=max_period, limit=limit)
-        with dask_client(_cluster_config(workers, scheduler, cluster_file)) as client:
-            table = generate_dataset(client, params, out)
+        table = generate_boundaries(out, params, _cluster_config(workers, scheduler, cluster_file))
     console.print(f"{len(table)} boundaries in {out}/ (energies {table['energy'].min():.3f}–"
                   f"{table['energy'].max():.3f} J/m²; plot: {out / 'energies.png'})")
 

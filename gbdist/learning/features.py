@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from gbdist.errors import GbdistError
+from gbdist.learning.labels import id_indexed
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
@@ -28,20 +29,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
         raise GbdistError(f"{path}: reading Parquet needs pyarrow ({err})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
         raise GbdistError(f"{path}: not a readable feature table ({err})") from None
-    if "id" not in frame.columns:
-        raise GbdistError(f"{path}: no 'id' column (a feature table has one row per GB, keyed by id)")
-    frame["id"] = frame["id"].astype(str)
-    repeated = frame["id"][frame["id"].duplicated()].unique()
-    if len(repeated):
-        raise GbdistError(f"{path}: repeated ids {', '.join(repeated[:10])}")
-    frame = frame.set_index("id")
-    if frame.columns.empty:
-        raise GbdistError(f"{path}: no feature columns besides 'id'")
-    text = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-    if text:
-        raise GbdistError(f"{path}: column(s) {', '.join(text[:5])} are not numeric")
-    return frame
-
+    return id_indexed(frame, path, "feature")
 
 def _read_zarr(path: Path, gb_ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
     import zarr

@@ -47,18 +47,26 @@ def read_labels_csv(path: str | Path) -> pd.DataFrame:
         raise GbdistError(f"{path}: labels file not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise GbdistError(f"{path}: not a readable CSV ({err})") from None
+    frame = id_indexed(frame, path, "property")
+    frame.attrs["source"] = str(path)
+    return frame
+
+
+def id_indexed(frame: pd.DataFrame, path: Path, what: str) -> pd.DataFrame:
+    """``frame`` indexed by its ``id`` column (str), checked: ids present and unique, at least one
+    ``what`` column besides, every column numeric. Errors name ``path``."""
     if "id" not in frame.columns:
         raise GbdistError(f"{path}: no 'id' column (columns: {', '.join(map(str, frame.columns))})")
-    duplicated = frame["id"][frame["id"].duplicated()].unique()
-    if len(duplicated):
-        raise GbdistError(f"{path}: repeated ids {', '.join(duplicated[:10])}")
+    frame = frame.assign(id=frame["id"].astype(str))
+    repeated = frame["id"][frame["id"].duplicated()].unique()
+    if len(repeated):
+        raise GbdistError(f"{path}: repeated ids {', '.join(repeated[:10])}")
     frame = frame.set_index("id")
     if frame.columns.empty:
-        raise GbdistError(f"{path}: no property columns besides 'id'")
+        raise GbdistError(f"{path}: no {what} columns besides 'id'")
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):
             raise GbdistError(f"{path}: column {column!r} is not numeric")
-    frame.attrs["source"] = str(path)
     return frame
 
 

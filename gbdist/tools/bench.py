@@ -173,19 +173,16 @@ def soap_read_pass(client, store: Path) -> dict:
 
 
 def learn_stage(client, store: Path, labels, out: Path) -> StageFigure:
-    """xgboost.dask energy model on the ASR (CV on a worker, then the distributed fit)."""
-    from gbdist.learning.final import train_models
-    from gbdist.learning.labels import align_labels
-    from gbdist.store.representations import read_representations
+    """xgboost.dask energy model on the ASR (CV on a worker, then the distributed fit), as ``gbdist learn``."""
     from gbdist.store.schema import open_group
+    from gbdist.workflows.learning import LearnOptions, train_store
 
-    group = open_group(str(store))
-    reps = {"ASR": read_representations(group)["ASR"]}
-    gb_ids = group["gb/id"][:]
-    props = align_labels(labels[labels.index.isin(set(gb_ids))], gb_ids, ["energy"])  # labels: indexed by id
-    with _Meter(client) as meter:
-        train_models(client, str(store), reps, props, out, None)
-    return meter.figure("learn", len(props[0].rows))
+    gb_ids = set(open_group(str(store))["gb/id"][:].tolist())
+    here = ClusterConfig(scheduler=client.scheduler.address)
+    options = LearnOptions(properties=["energy"], representations=["ASR"])
+    with _Meter(client) as meter:  # labels: a frame indexed by id, cut to the store's GBs
+        (record,) = train_store(str(store), labels[labels.index.isin(gb_ids)], out, options, here)
+    return meter.figure("learn", record["n_train"])
 
 
 def bare_kernel(store: Path, n_gb: int) -> dict:

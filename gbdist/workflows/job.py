@@ -109,16 +109,23 @@ class JobReport:
         return self.soap.failures if self.soap else []
 
 
+def generate_boundaries(out: str | Path, params: GenerateParams, cluster: ClusterConfig):
+    """Build and relax the tilt boundaries of ``params`` on the workers into ``out`` (reused if
+    there with the same parameters); returns the ``boundaries.csv`` table."""
+    from gbdist.datasets.tilt_set import generate_dataset
+
+    with dask_client(cluster) as client:
+        table = generate_dataset(client, params, out)
+    log.info("generate: %d boundaries in %s", len(table), out)
+    return table
+
+
 def run_job(job: JobConfig) -> JobReport:
     """Run the job's stages; already-finished work in the store is not redone."""
     t0 = time.perf_counter()
     report = JobReport(store=job.store)
     if "generate" in job.stages:
-        from gbdist.datasets.tilt_set import generate_dataset
-
-        with dask_client(job.cluster) as client:
-            table = generate_dataset(client, job.generate, job.generate.out)
-        log.info("generate: %d boundaries in %s", len(table), job.generate.out)
+        generate_boundaries(job.generate.out, job.generate, job.cluster)
     files = expand_inputs(job.inputs)
     inputs = describe_inputs(files)
     log.info("%d input files; store %s", len(files), job.store)

@@ -75,6 +75,8 @@ class LearnOptions(BaseModel):
     seed: int = Field(0, description="seed of the CV folds and boosters")
     eps: float | None = Eps
     class_weight: ClassWeight = Field("none", description="classification: none or balanced")
+    representations: list[str] | None = Field(None, description="representations to train on "
+                                              "(ASR, ASR_area, LER; default: all in the store)")
 
 
 class ExplainOptions(BaseModel):
@@ -109,7 +111,7 @@ def learning_inputs(store: str, labels, properties: list[str] | None = None, eps
     tables and the labels (a spec for :func:`~gbdist.learning.labels.load_labels`)."""
     group = open_group(store, storage_options=storage_options)
     reps = read_representations(group, eps, store)
-    if representations:
+    if representations is not None:
         unknown = [r for r in representations if r not in reps]
         if unknown:
             raise GbdistError(f"--representation: {', '.join(unknown)} not in {store} (has: {', '.join(reps) or 'none'})")
@@ -191,7 +193,8 @@ def train_store(store: str, labels, out: str | Path, options: LearnOptions | Non
     from gbdist.learning.final import train_models
 
     options = options or LearnOptions()
-    inputs = learning_inputs(store, labels, options.properties, options.eps, storage_options=storage_options)
+    inputs = learning_inputs(store, labels, options.properties, options.eps, options.representations,
+                             storage_options=storage_options)
     with dask_client(cluster or ClusterConfig()) as client:
         return train_models(client, store, inputs.reps, inputs.props, Path(out), inputs.eps,
                             ModelParams(class_weight=options.class_weight), options.seed, storage_options)

@@ -105,8 +105,8 @@ def main() -> None:
         raise SystemExit(f"{args.store}: GBs {unknown[:10]} have no crystallographic description")
     crystal = table.loc[ids].to_numpy(np.float32)
     asr = read_representations(group)["ASR"][0]
-    score_and_print({"ASR": asr, "crystal": crystal, "ASR+crystal": np.hstack([asr, crystal])},
-                    args.labels, ids, args.splits, args.workers)
+    score_and_print(args.store, {"ASR": asr, "crystal": crystal, "ASR+crystal": np.hstack([asr, crystal])},
+                    args.labels, args.splits, args.workers)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def main() -> None:
         X = np.load(out)
     thickness = region_thickness(group)[:, None]
     reps = {"ASR": read_representations(group)["ASR"][0], "featomic": X, "featomic_area": X * thickness}
-    score_and_print(reps, args.labels, group["gb/id"][:], args.splits, args.workers)
+    score_and_print(args.store, reps, args.labels, args.splits, args.workers)
 
 
 if __name__ == "__main__":

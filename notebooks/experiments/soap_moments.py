@@ -70,7 +70,7 @@ def main() -> None:
     density = density_features(group["lae/soap_norm"][:], group["lae/cna"][:], offsets)
     reps = {"ASR": asr, "density": density, "ASR+density": np.hstack([asr, density]),
             "ASR+std": np.hstack([asr, soap_std(group["soap"], offsets, asr)])}
-    score_and_print(reps, args.labels, group["gb/id"][:], args.splits, args.workers, args.property)
+    score_and_print(args.store, reps, args.labels, args.splits, args.workers, args.property)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,16 @@
-"""Shared by the experiment scripts: score per-GB representations with gbdist's Table I protocol."""
+"""Shared by the experiment scripts: score per-GB representations as feature tables with
+``gbdist evaluate --features`` (the Table I protocol: same splits, models and tuning)."""
 
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+import gbdist
 
 PROPERTIES = ["energy", "mobility_trend", "shear_coupling"]
 
@@ -19,21 +25,23 @@ def experiment_parser(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
-def score_and_print(reps: dict[str, np.ndarray], labels: str, gb_ids, n_splits: int, workers: int,
+def score_and_print(store: str, reps: dict[str, np.ndarray], labels: str, n_splits: int, workers: int,
                     properties: list[str] | None = None) -> dict:
-    """Run ``gbdist evaluate``'s protocol (``n_splits`` random halves, seed 0, XGBoost tuned
-    inside each training half) on reps {name: (n_gb, n_feat)} and print mean ± std per cell.
-    """
-    from dask.distributed import Client, LocalCluster
-
-    from gbdist.learning.labels import align_labels, load_labels
-    from gbdist.learning.protocol import run_table1
-
-    props = align_labels(load_labels(labels), np.asarray(gb_ids), properties or PROPERTIES)
-    with Client(LocalCluster(n_workers=workers, threads_per_worker=1)) as client:
-        results = run_table1(client, reps, props, n_splits, 0)
-    for prop, cells in results.items():
+    """Write each representation {name: (n_gb, n_feat)}, rows in the store's GB order, as a
+    feature table and score them all with ``gbdist.evaluate_store`` (``n_splits`` random halves,
+    seed 0, XGBoost tuned inside each training half); print mean ± std per cell."""
+    ids = gbdist.open_store(store)["gb"].values
+    with tempfile.TemporaryDirectory() as tmp:
+        tables = []
+        for name, X in reps.items():
+            frame = pd.DataFrame(np.asarray(X, np.float32), columns=[f"{name}_{k}" for k in range(X.shape[1])])
+            frame.insert(0, "id", ids)
+            frame.to_csv(Path(tmp) / f"{name}.csv", index=False)
+            tables.append(str(Path(tmp) / f"{name}.csv"))
+        options = gbdist.EvaluateOptions(properties=properties or PROPERTIES, splits=n_splits, representations=[],
+                                         features=tables)
+        result = gbdist.evaluate_store(store, labels, Path(tmp) / "table1", options, gbdist.ClusterConfig(workers=workers))
+    for prop, cells in result.table.items():
         for rep, cell in cells.items():
-            summary = cell.summary()
-            print(f"{prop:15s} {rep:14s} {summary['mean']:5.1f} ± {summary['std']:.1f}")
-    return results
+            print(f"{prop:15s} {rep:14s} {cell['mean']:5.1f} ± {cell['std']:.1f}")
+    return result.table
