@@ -24,6 +24,7 @@ from gbdist.io import ReadParams
 from gbdist.stages.soap import SoapStageParams
 from gbdist.workflows.lae import LaeOptions
 from gbdist.workflows.learning import CurveOptions, EvaluateOptions, ExplainOptions, LearnOptions
+from gbdist.workflows.predict import PredictOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Learn grain-boundary properties from atomistic structures, at scale.")
@@ -137,6 +138,23 @@ def _lae_rows(table, lae) -> None:
 
 def _eps_note(eps: float | None) -> str:
     return f"LER at eps {eps:.4f}" if eps is not None else "no LER"
+
+
+def _print_predictions(result) -> None:
+    p = result.predictions
+    table = Table(title=f"gbdist predict: {result.out}", show_header=False)
+    table.add_row("boundaries", f"{len(p)} ({int(p['in_domain'].sum())} in domain)")
+    table.add_row("LAEs", f"{int(p['n_lae'].sum())}")
+    table.add_row("novel fraction", f"min {p['novel_fraction'].min():.4f} · median {p['novel_fraction'].median():.4f}"
+                                    f" · max {p['novel_fraction'].max():.4f}")
+    table.add_row("new candidate LAEs", str(len(result.candidates)))
+    for prop, cells in result.scores.items():
+        table.add_row(f"score, {prop}", " · ".join(f"{rep} {c['score']:.1f}" for rep, c in cells.items()))
+    table.add_row("wall", f"{result.wall_s:.1f} s")
+    console.print(table)
+    for f in result.failures:
+        console.print(f"[red]failed[/red] {escape(f['error'])}")
+    console.print(f"predictions: {result.out / 'predictions.csv'}; report: {result.out / 'report.md'}")
 
 
 # ---------------------------------------------------------------- commands
@@ -345,6 +363,32 @@ def explain(
     console.print(f"report: {result.report}")
     if any("error" in e for e in result.entries):
         console.print("[yellow]some LAEs could not be drawn; see the report[/yellow]")
+
+
+@app.command()
+def predict(
+    bundle: Path = typer.Argument(..., help="model bundle: the folder `gbdist learn --out` wrote"),
+    inputs: Optional[list[str]] = typer.Argument(None, help="structure files, directories or glob patterns"),
+    out: Path = typer.Option(Path("predictions"), "--out", help="output folder (store, predictions.csv, report.md)"),
+    store: Optional[str] = typer.Option(None, "--store", help="a store already computed with the bundle's "
+                                        "parameters, instead of INPUT files"),
+    labels: Optional[str] = _option(PredictOptions, "labels", "--labels"),
+    annotate: bool = _option(PredictOptions, "annotate", "--annotate"),
+    workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER, cluster_file: Optional[Path] = CLUSTER,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Predict new boundaries with a model bundle: SOAP with its parameters, nearest unique LAEs,
+    novel environments and new candidate LAEs, every model's prediction."""
+    from gbdist.workflows.predict import predict_structures
+
+    _setup_logging(verbose)
+    with _user_errors():
+        options = PredictOptions(labels=labels, annotate=annotate)
+        result = predict_structures(bundle, inputs or None, out, options,
+                                    _cluster_config(workers, scheduler, cluster_file), store)
+    _print_predictions(result)
+    if result.failures:
+        raise typer.Exit(1)
 
 
 @app.command()

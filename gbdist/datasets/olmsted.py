@@ -58,5 +58,5 @@ def olmsted_labels(root: str | Path | None = None) -> pd.DataFrame:
     frame = pd.DataFrame({"energy": energy, "mobility_trend": mobility, "shear_coupling": shear})
     frame.index = [structure_id(int(i)) for i in frame.index]
     frame.index.name = "id"
-    frame.attrs["source"] = str(root)
+    frame.attrs.update({"source": str(root), "survey": True})  # a store may hold some of its GBs
     return frame

@@ -81,12 +81,15 @@ def align_labels(frame: pd.DataFrame, gb_ids: np.ndarray, names: list[str] | Non
     """Properties of ``frame`` aligned to the store's ``gb_ids`` (n_gb,).
 
     Raises when a label id matches no structure in the store (they are named), or when a
-    requested property is not a column.
+    requested property is not a column. A survey's label table (``frame.attrs["survey"]``,
+    set for the Olmsted labels) may cover more GBs than the store: only those are used.
     """
     source = frame.attrs.get("source", "labels")
     position = {str(i): k for k, i in enumerate(gb_ids)}
     unknown = [i for i in frame.index if i not in position]
-    if unknown:
+    if unknown and frame.attrs.get("survey") and len(unknown) < len(frame):
+        frame = frame.drop(index=unknown)  # a survey's labels, for a store of some of its GBs
+    elif unknown:
         shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
         raise GbdistError(f"{source}: {len(unknown)} id(s) match no structure in the store: {shown}")
     names = names or list(frame.columns)

@@ -43,6 +43,7 @@ from gbdist.errors import StoreError
 from gbdist.stages.progress import as_completed_with_progress
 from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
 from gbdist.store.schema import (
+    ASSIGNED_GROUP,
     begin_lae_run,
     check_eps,
     lae_group_name,
@@ -115,13 +116,14 @@ def hot_leaders(store: str, storage_options, leaders: np.ndarray, samples: int =
 
 
 def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray, hot: np.ndarray,
-                 write: bool) -> dict:
-    """Worker task: label chunk k's rows; return per-GB counts, orphans and the best fcc row."""
+                 write: bool, out_group: str | None = None) -> dict:
+    """Worker task: label chunk k's rows (into ``out_group``, default the eps's LAE group); return
+    per-GB counts, orphans (rows farther than eps from every leader) and the best fcc row."""
     group = zarr.open_group(store, mode="r+" if write else "r", storage_options=storage_options)
     start, rows = _chunk_rows(group, k)
     labels, sims = LeaderSearch(leaders, hot).search(rows)
     if write:
-        out = group[lae_group_name(eps)]
+        out = group[out_group or lae_group_name(eps)]
         out["label"][start:start + len(rows)] = labels
         out["similarity"][start:start + len(rows)] = sims
     return {"k": k, **_chunk_summary(group, start, labels, sims, eps)}
@@ -183,12 +185,68 @@ def discover_leaders(client, store, storage_options, eps_values, partitions: int
     return leaders
 
 
-def _assign_all(client, store, storage_options, eps, vectors, write, n_chunks):
-    hot = client.submit(hot_leaders, store, storage_options, vectors, pure=False).result()
+def _assign_all(client, store, storage_options, eps, vectors, write, n_chunks, out_group=None, hot=None):
+    if hot is None:
+        hot = client.submit(hot_leaders, store, storage_options, vectors, pure=False).result()
     vec_future = client.scatter(vectors, broadcast=True)
     futures = client.map(assign_chunk, range(n_chunks), store=store, storage_options=storage_options,
-                         eps=eps, leaders=vec_future, hot=hot, write=write, pure=False)
+                         eps=eps, leaders=vec_future, hot=hot, write=write, out_group=out_group, pure=False)
     return [f.result() for f in as_completed_with_progress(futures, f"lae assign eps={eps}")]
+
+
+def per_gb_counts(results: list[dict], n_gb: int, n_u: int) -> np.ndarray:
+    """(n_gb, n_u) int64 rows of each GB labelled with each unique LAE, from chunk summaries."""
+    counts = np.zeros((n_gb, n_u), np.int64)
+    for r in results:
+        np.add.at(counts, (r["pairs"][0], r["pairs"][1]), r["counts"])
+    return counts
+
+
+@dataclass
+class Assignment:
+    """A store's rows against a fixed dictionary of unique LAEs (a model bundle's).
+
+    counts (n_gb, n_u) int64: rows of each GB whose most similar unique LAE is each one;
+    novel (m,) int64: rows farther than eps from every unique LAE, ascending;
+    candidates (c,) int64 and candidate_soap (c, n_feat): the novel rows that the greedy rule
+    makes new leaders (new candidate LAEs), candidate_count (c,): novel rows nearest each.
+    """
+
+    counts: np.ndarray
+    novel: np.ndarray
+    candidates: np.ndarray
+    candidate_soap: np.ndarray
+    candidate_count: np.ndarray
+    wall_s: float
+
+
+def assign_to_dictionary(client, store: str, eps: float, leaders: np.ndarray, leader_counts: np.ndarray,
+                         storage_options: dict | None = None) -> Assignment:
+    """Label every row of ``store`` with its most similar of ``leaders`` (n_u, n_feat) (exact,
+    FAISS on the workers) into ``assigned/label`` and ``assigned/similarity``; cluster the rows
+    farther than eps from every leader into new candidate LAEs by the same greedy rule."""
+    t0 = time.perf_counter()
+    group = open_group(store, mode="a", storage_options=storage_options)
+    if not stage_done(group, "soap"):
+        raise StoreError(f"{store}: the soap stage is not complete; run it first")
+    n_rows, chunk = group["soap"].shape[0], group["soap"].chunks[0]
+    out = group.require_group(ASSIGNED_GROUP)
+    for name in ("label", "similarity"):
+        out.create_array(name, shape=(n_rows,), chunks=(chunk,), dtype=np.int32 if name == "label" else np.float32,
+                         dimension_names=["lae"], overwrite=True)
+    results = _assign_all(client, store, storage_options, eps, leaders, True, group["progress/soap"].shape[0],
+                          ASSIGNED_GROUP, most_counted(leader_counts, HOT))
+    counts = per_gb_counts(results, group["gb/id"].shape[0], len(leaders))
+    novel = np.sort(np.concatenate([r["orphans"] for r in results]))
+    rows, with_new, _ = add_orphan_leaders(group, eps, np.full(len(leaders), -1, np.int64), leaders, novel)
+    candidates, candidate_soap = rows[len(leaders):], with_new[len(leaders):]
+    candidate_count = np.zeros(len(candidates), np.int64)
+    if len(candidates):
+        rows = group["soap"].get_orthogonal_selection((novel, slice(None)))
+        nearest, _ = LeaderSearch(candidate_soap, np.arange(min(HOT, len(candidates)))).search(rows)
+        candidate_count = np.bincount(nearest, minlength=len(candidates))
+    out.attrs.update({"eps": eps, "n_unique": len(leaders), "novel_rows": len(novel), "candidates": len(candidates)})
+    return Assignment(counts, novel, candidates, candidate_soap, candidate_count, time.perf_counter() - t0)
 
 
 def _refine_all(client, store, storage_options, eps, vectors, n_old, n_chunks):
@@ -293,10 +351,7 @@ def run_lae_sweep(client, store: str, eps_values: list[float], png, partitions: 
 
 def _write_unique(group, out, eps, rows, vectors, results):
     """unique/* arrays and the LER from the assignment results."""
-    n_gb, n_u = group["gb/id"].shape[0], len(rows)
-    counts = np.zeros((n_gb, n_u), np.int64)
-    for r in results:
-        np.add.at(counts, (r["pairs"][0], r["pairs"][1]), r["counts"])
+    counts = per_gb_counts(results, group["gb/id"].shape[0], len(rows))
     best = max(r["best_fcc"] for r in results if r["best_fcc"] is not None)
     source = rows.copy()
     source[0] = best[1]  # the fcc seed resolves to the most fcc-like real row

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import zarr
@@ -81,12 +82,16 @@ def select_file(path: str, read: ReadParams, select: SelectParams) -> dict:
 
 
 def write_plan(group: zarr.Group, inputs: list[dict], selected: list[dict], chunk_rows: int,
-               soap: SoapParams) -> RowPlan:
-    """Write the LAE plan (gb/*, lae/*) and create the empty ``soap`` arrays; returns the plan."""
+               soap: SoapParams, species: list[str] | None = None) -> RowPlan:
+    """Write the LAE plan (gb/*, lae/*) and create the empty ``soap`` arrays; returns the plan.
+
+    ``species`` fixes the SOAP species (and so the feature layout), e.g. a model bundle's;
+    by default they are those of the selected structures.
+    """
     counts = np.array([len(s["atom"]) for s in selected], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     plan = RowPlan(offsets, chunk_rows)
-    species = sorted({sp for s in selected for sp in s["species"]})
+    species = sorted(species) if species else sorted({sp for s in selected for sp in s["species"]})
     n_feat = n_features(soap, species)
     by_path = {rec["path"]: rec for rec in inputs}
     write_array(group, "gb/id", np.array([by_path[s["path"]]["id"] for s in selected], dtype=str), ["gb"])
@@ -164,11 +169,22 @@ def check_same_job(group: zarr.Group, store: str, inputs: list[dict], params: So
             raise StoreError(f"{store}: made from other input files (differ: {changed[:5]}); use a new store")
 
 
+def _foreign_species(results: list[dict], species: list[str]) -> None:
+    """Turn each selected structure with an element outside ``species`` into a failure, in place."""
+    for i, r in enumerate(results):
+        extra = sorted(set(r.get("species", [])) - set(species))
+        if "error" not in r and extra:
+            results[i] = {"path": r["path"], "error": f"{Path(r['path']).name}: element(s) {', '.join(extra)} "
+                                                      f"not among the model bundle's species ({', '.join(species)})"}
+
+
 def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStageParams,
-                   storage_options: dict | None = None) -> SoapReport:
+                   storage_options: dict | None = None, species: list[str] | None = None) -> SoapReport:
     """Select and compute SOAP for ``inputs`` (records from ``describe_inputs``) into ``store``.
 
-    Resumes: a finished selection is reused and only unflagged chunks are computed.
+    Resumes: a finished selection is reused and only unflagged chunks are computed. With
+    ``species`` (a model bundle's), structures holding other elements fail by name and the
+    SOAP vectors use exactly those species.
     """
     import dask.bag as db
 
@@ -187,13 +203,15 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
         results = [r for f in as_completed_with_progress(parts, "select") for r in f.result()]
         order = {p: i for i, p in enumerate(paths)}
         results.sort(key=lambda r: order[r["path"]])
+        if species:
+            _foreign_species(results, species)
         selected = [r for r in results if "error" not in r]
         failures = [{"path": r["path"], "error": r["error"]} for r in results if "error" in r]
         if not selected:
             group.attrs["failures"] = failures
             raise GbdistError("no structure could be read and selected:\n  "
                               + "\n  ".join(f["error"] for f in failures))
-        write_plan(group, inputs, selected, params.chunk_rows, params.soap)
+        write_plan(group, inputs, selected, params.chunk_rows, params.soap, species)
         group.attrs["failures"] = failures
         report.select_wall_s = time.perf_counter() - t0
         mark_stage(group, "select", wall_s=report.select_wall_s)

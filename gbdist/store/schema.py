@@ -145,6 +145,12 @@ class RowPlan:
             gb += 1
 
 
+# ---------------------------------------------------------------- a store predicted with a model bundle
+ASSIGNED_GROUP = "assigned"
+"""``assigned/label`` and ``assigned/similarity`` (lae,): each row's most similar unique LAE of a
+model bundle (``gbdist predict``) and the inner product with it."""
+
+
 # ---------------------------------------------------------------- LAE results per eps
 LAE_GROUP_PREFIX = "lae_eps_"
 

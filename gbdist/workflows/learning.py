@@ -24,7 +24,7 @@ from gbdist.learning.labels import Property, align_labels, load_labels
 from gbdist.learning.models import ModelParams
 from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.store.representations import read_representations
-from gbdist.store.schema import open_group, resolve_eps
+from gbdist.store.schema import lae_path, open_group, resolve_eps
 
 log = logging.getLogger(__name__)
 
@@ -189,15 +189,42 @@ def curve_store(store: str, labels, out: str | Path, options: CurveOptions | Non
 
 def train_store(store: str, labels, out: str | Path, options: LearnOptions | None = None,
                 cluster: ClusterConfig | None = None, storage_options: dict | None = None) -> list[dict]:
-    """One final model per property × representation (xgboost.dask), saved with ``models.json`` in ``out``."""
+    """One final model per property × representation (xgboost.dask), saved with ``models.json`` in
+    ``out``; with the store's unique LAEs, ``out`` is also a model bundle for ``gbdist predict``."""
     from gbdist.learning.final import train_models
 
     options = options or LearnOptions()
     inputs = learning_inputs(store, labels, options.properties, options.eps, options.representations,
                              storage_options=storage_options)
+    out = Path(out)
     with dask_client(cluster or ClusterConfig()) as client:
-        return train_models(client, store, inputs.reps, inputs.props, Path(out), inputs.eps,
-                            ModelParams(class_weight=options.class_weight), options.seed, storage_options)
+        records = train_models(client, store, inputs.reps, inputs.props, out, inputs.eps,
+                               ModelParams(class_weight=options.class_weight), options.seed, storage_options)
+    if inputs.eps is None:
+        log.warning("learn: %s has no unique LAEs, so %s is no model bundle for `gbdist predict`", store, out)
+    else:
+        write_store_bundle(store, out, records, inputs.eps, storage_options)
+    return records
+
+
+def write_store_bundle(store: str, out: Path, records: list[dict], eps: float,
+                       storage_options: dict | None = None) -> Path:
+    """Make ``out`` (holding the boosters of ``records``) a model bundle: the store's parameters,
+    species, unique LAEs at ``eps`` and the in-domain threshold from its training GBs."""
+    from gbdist.learning.bundle import in_domain_rule, store_content_id, training_novel_fractions, write_bundle
+
+    group = open_group(store, storage_options=storage_options)
+    log.info("learn: bundle with the unique LAEs at eps %.4f; leave-one-GB-out novelty of the training GBs", eps)
+    fractions = training_novel_fractions(group, eps)
+    inputs = list(group.attrs["inputs"])
+    gb_ids = group["gb/id"][:]
+    unique = {"unique_soap": group[lae_path(eps, "unique/soap")][:],
+              "unique_count": group[lae_path(eps, "unique/count")][:].astype(np.int64),
+              "unique_atom": group[lae_path(eps, "unique/atom")][:].astype(np.int64)}
+    training = {"store": store, "store_id": store_content_id(inputs), "n_gb": int(len(gb_ids)),
+                "inputs": [{"id": r["id"], "sha256": r["sha256"]} for r in inputs]}
+    return write_bundle(out, records, training, dict(group.attrs["params"]), list(group.attrs["species"]), eps,
+                        unique, [str(gb_ids[g]) for g in group[lae_path(eps, "unique/gb")][:]], in_domain_rule(fractions))
 
 
 @dataclass
