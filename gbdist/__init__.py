@@ -42,6 +42,9 @@ _EXPORTS = {
     "train_store": "gbdist.workflows.learning",
     "ExplainOptions": "gbdist.workflows.learning",
     "explain_store": "gbdist.workflows.learning",
+    "PredictOptions": "gbdist.workflows.predict",
+    "predict_structures": "gbdist.workflows.predict",
+    "load_bundle": "gbdist.learning.bundle",
     "run_demo": "gbdist.workflows.demo",
     "GbdistError": "gbdist.errors",
 }

@@ -11,7 +11,7 @@ from gbdist.cli import app
 runner = CliRunner()
 
 KEYS = {"olmsted_total_s", "soap_efficiency", "soap_efficiency_vs_bare", "speedup_2v1", "lae_s", "lae_vs_numpy", "soap_read_s",
-        "parse_mb_s_per_core", "peak_rss_gib_1x", "peak_rss_gib_10x", "scale_factor"}
+        "parse_mb_s_per_core", "peak_rss_gib_1x", "peak_rss_gib_10x", "scale_factor", "predict_s", "predict_rows_per_s"}
 
 
 def test_bench_writes_every_figure(learning_store, tmp_path):
@@ -20,7 +20,8 @@ def test_bench_writes_every_figure(learning_store, tmp_path):
     bench_file = tmp_path / "bench.yaml"
     bench_file.write_text(yaml.safe_dump({"inputs": [str(p) for p in dumps], "labels": str(labels), "workers": 2,
                                           "memory_limit": "2GiB", "speedup_dumps": 4, "speedup_repeats": 2,
-                                          "bare_dumps": 2, "scale": 2, "kernel_fine_eps": 0.02}))
+                                          "bare_dumps": 2, "scale": 2, "kernel_fine_eps": 0.02,
+                                          "predict_dumps": 3}))
     out = tmp_path / "bench"
     result = runner.invoke(app, ["bench", str(bench_file), "--out", str(out), "--no-verbose"])
     assert result.exit_code == 0, result.output

@@ -176,3 +176,16 @@ def test_olmsted_hold_out_on_a_few_boundaries(tmp_path, scheduler_address):
     assert list(p["id"]) == ["ni.p301", "ni.p302", "ni.p303", "ni.p304"]
     assert p["energy_ASR_area"].between(0.0, 2.0).all() and p["novel_fraction"].between(0, 1).all()
     assert "energy" in result.scores and p["in_domain"].dtype == bool
+
+
+def test_unreadable_structures_are_listed_and_the_rest_predicted(bundle, learning_store, tmp_path, scheduler_address):
+    store, _ = learning_store
+    garbage = tmp_path / "garbage.dump"
+    garbage.write_bytes(b"\x00\x01 not a dump\n")
+    result = runner.invoke(app, ["predict", str(bundle), _sources(store)[0], str(garbage), "--out", str(tmp_path / "o"),
+                                 "--scheduler", scheduler_address, "--no-verbose"])
+    assert result.exit_code == 1, result.output
+    assert "garbage.dump" in " ".join(result.output.split())
+    predictions = pd.read_csv(tmp_path / "o" / "predictions.csv")
+    assert list(predictions["id"]) == ["gb00"]
+    assert "garbage.dump" in (tmp_path / "o" / "report.md").read_text()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import xgboost as xgb
 from ase import Atoms
+from ase.geometry import find_mic
 from ase.neighborlist import neighbor_list
 
 from gbdist.compute.cna import FCC, HCP
@@ -82,9 +83,12 @@ def cluster_around(structure: Structure, atom_id: int, r_cut: float, cna: np.nda
     if len(index) != 1:
         raise ValueError(f"{structure.source}: atom id {atom_id} not found")
     atoms = structure.to_ase()
-    i, j, D = neighbor_list("ijD", atoms, r_cut)
-    mine = i == index[0]
-    members = np.concatenate([index, j[mine]])
+    # only atoms with some periodic image within r_cut can be neighbours: search among those
+    _, distance = find_mic(atoms.positions - atoms.positions[index[0]], atoms.cell, atoms.pbc)
+    near = np.flatnonzero(distance < r_cut)
+    i, j, D = neighbor_list("ijD", atoms[near], r_cut)
+    mine = i == int(np.flatnonzero(near == index[0])[0])
+    members = np.concatenate([index, near[j[mine]]])
     vectors = np.vstack([np.zeros(3), D[mine]])
     cluster = Atoms(numbers=structure.numbers[members], positions=vectors, pbc=False)
     cluster.arrays["cna"] = np.asarray(cna[members], dtype=np.int64)

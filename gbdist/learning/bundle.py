@@ -164,12 +164,16 @@ def training_novel_fractions(group, eps: float) -> np.ndarray:
     return np.bincount(lae_gb[novel], minlength=n_gb) / np.bincount(lae_gb, minlength=n_gb)
 
 
-def in_domain_rule(fractions: np.ndarray) -> dict:
-    """The in-domain threshold from the training GBs' leave-one-GB-out novel fractions: their maximum."""
-    return {"threshold": float(fractions.max()) if len(fractions) else 0.0,
-            "rule": "in_domain: novel fraction ≤ the largest leave-one-GB-out novel fraction of the training GBs",
-            "training_novel_fraction": {"min": float(fractions.min()), "median": float(np.median(fractions)),
-                                        "p95": float(np.quantile(fractions, 0.95)), "max": float(fractions.max())}}
+def in_domain_rule(fractions: np.ndarray, quantile: float = 0.95) -> dict:
+    """The in-domain threshold from the training GBs' leave-one-GB-out novel fractions: their
+    ``quantile`` (a new GB is in domain when it is no more novel than 95% of the training GBs are
+    when left out of the dictionary)."""
+    summary = {"min": float(fractions.min()), "median": float(np.median(fractions)),
+               "p95": float(np.quantile(fractions, 0.95)), "max": float(fractions.max())}
+    return {"threshold": float(np.quantile(fractions, quantile)), "quantile": quantile,
+            "rule": f"in_domain: novel fraction ≤ the {quantile:.0%} quantile of the training GBs' "
+                    "leave-one-GB-out novel fractions",
+            "training_novel_fraction": summary}
 
 
 def apply_models(bundle: Bundle, reps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

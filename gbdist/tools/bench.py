@@ -57,6 +57,7 @@ class BenchConfig(BaseModel):
     kernel_rows: int = Field(100_000, ge=1, description="SOAP rows of the in-memory leader-search comparison")
     kernel_fine_eps: float = Field(0.016, gt=0, description="a finer eps (more leaders) for that comparison")
     bare_dumps: int = Field(12, ge=1, description="dumps whose centres the bare dscribe kernel runs")
+    predict_dumps: int = Field(88, ge=1, description="last dumps predicted with the learnt bundle (SOAP included)")
     scale: int = Field(0, ge=0, description="synthetic scale-up factor; 0 skips it")
     displacement: float = Field(0.02, ge=0, description="Å, std of the replicas' random displacements")
 
@@ -183,6 +184,18 @@ def learn_stage(client, store: Path, labels, out: Path) -> StageFigure:
     with _Meter(client) as meter:  # labels: a frame indexed by id, cut to the store's GBs
         (record,) = train_store(str(store), labels[labels.index.isin(gb_ids)], out, options, here)
     return meter.figure("learn", record["n_train"])
+
+
+def predict_stage(client, bundle: Path, files: list[str], out: Path) -> dict:
+    """``gbdist predict`` of ``files`` with ``bundle`` on this cluster, from nothing (SOAP included)."""
+    from gbdist.workflows.predict import predict_structures
+
+    shutil.rmtree(out, ignore_errors=True)
+    with _Meter(client) as meter:
+        result = predict_structures(bundle, files, out, None, ClusterConfig(scheduler=client.scheduler.address))
+    rows = int(result.predictions["n_lae"].sum())
+    return asdict(meter.figure("predict", rows)) | {"rows_per_s": rows / meter.wall, "dumps": len(files),
+                                                    "candidates": len(result.candidates)}
 
 
 def bare_kernel(store: Path, n_gb: int) -> dict:
@@ -360,6 +373,8 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
         log.info("bench: the data path on %d dumps", len(files))
         figures, info = data_path(client, store, files, config.workers)
         figures.append(learn_stage(client, store, labels, out / "models"))
+        log.info("bench: predict the last %d dumps with the learnt bundle", config.predict_dumps)
+        result["predict"] = predict_stage(client, out / "models", files[-config.predict_dumps:], out / "predict")
         result["soap_read"] = soap_read_pass(client, store)
         result["olmsted"] = {"cluster_start_s": start_s, "figures": [asdict(f) | {"rows_per_s": f.rows_per_s}
                                                                     for f in figures], **info}
@@ -396,6 +411,8 @@ def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
         "soap_read_s": result["soap_read"]["wall_s"],
         **{f"search_vs_numpy_eps{eps}": k["ratio"] for eps, k in result["leader_kernels"].items()},
         "parse_mb_s_per_core": result["parse"]["mb_s_per_core"],
+        "predict_s": result["predict"]["wall_s"],
+        "predict_rows_per_s": result["predict"]["rows_per_s"],
         "peak_rss_gib_1x": max(f.peak_rss_gib_per_worker for f in data_stages),
     }
     if "scale_up" in result:
@@ -416,4 +433,8 @@ def bench_markdown(result: dict) -> str:
                   "| stage | wall s | CPU s | rows/s | peak RSS per worker GiB |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| {f['stage']} | {f['wall_s']:.1f} | {f['cpu_s']:.1f} | {f['rows_per_s']:,.0f} | "
                   f"{f['peak_rss_gib_per_worker']:.2f} |" for f in result[run]["figures"]]
+    if "predict" in result:
+        f = result["predict"]
+        lines += ["", f"**predict** ({f['dumps']} dumps, {f['rows']:,} LAEs, SOAP included): {f['wall_s']:.1f} s wall, "
+                  f"{f['rows_per_s']:,.0f} rows/s, peak RSS per worker {f['peak_rss_gib_per_worker']:.2f} GiB"]
     return "\n".join(lines) + "\n"

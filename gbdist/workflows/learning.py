@@ -24,7 +24,7 @@ from gbdist.learning.labels import Property, align_labels, load_labels
 from gbdist.learning.models import ModelParams
 from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.store.representations import read_representations
-from gbdist.store.schema import lae_path, open_group, resolve_eps
+from gbdist.store.schema import chosen_eps, lae_path, open_group, resolve_eps
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +200,12 @@ def train_store(store: str, labels, out: str | Path, options: LearnOptions | Non
     with dask_client(cluster or ClusterConfig()) as client:
         records = train_models(client, store, inputs.reps, inputs.props, out, inputs.eps,
                                ModelParams(class_weight=options.class_weight), options.seed, storage_options)
-    if inputs.eps is None:
+    group = open_group(store, storage_options=storage_options)
+    if inputs.eps is None and chosen_eps(group) is None:
         log.warning("learn: %s has no unique LAEs, so %s is no model bundle for `gbdist predict`", store, out)
-    else:
-        write_store_bundle(store, out, records, inputs.eps, storage_options)
+    else:  # the dictionary travels with the bundle even when no model uses the LER
+        eps = inputs.eps if inputs.eps is not None else options.eps
+        write_store_bundle(store, out, records, resolve_eps(group, store, eps), storage_options)
     return records
 
 
