@@ -301,9 +301,12 @@ def curve(
             raise GbdistError(f"--fractions {fractions}: comma-separated numbers, e.g. 0.1,0.3,0.5") from None
         options = CurveOptions(property=prop, fractions=fraction_list, fits=fits, seed=seed, eps=eps)
         rows, used_eps = curve_store(store, labels, out, options, _cluster_config(workers, scheduler, cluster_file))
-    table = Table("representation", "fraction", "training GBs", "score", title=f"learning curve: {prop}")
+    balanced = "balanced_mean" in rows[0]
+    table = Table("representation", "fraction", "training GBs", "score", *(["balanced accuracy"] if balanced else []),
+                  title=f"learning curve: {prop}")
     for r in rows:
-        table.add_row(r["representation"], f"{r['fraction']:.2f}", str(r["n_train"]), f"{r['mean']:.1f} ± {r['std']:.1f}")
+        table.add_row(r["representation"], f"{r['fraction']:.2f}", str(r["n_train"]), f"{r['mean']:.1f} ± {r['std']:.1f}",
+                      *([f"{r['balanced_mean']:.1f} ± {r['balanced_std']:.1f}"] if balanced else []))
     console.print(table)
     console.print(f"curve in {out}/curve_{prop}.csv and .png ({_eps_note(used_eps)})")
 

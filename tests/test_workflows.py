@@ -209,3 +209,14 @@ def test_imports_run_one_way():
 def test_only_the_schema_module_names_lae_groups():
     hits = [p for p in (ROOT / "gbdist").rglob("*.py") if "lae_eps_" in p.read_text()]
     assert [p.relative_to(ROOT).as_posix() for p in hits] == ["gbdist/store/schema.py"]
+
+
+def test_a_class_learning_curve_has_balanced_accuracy(learning_store, tmp_path, scheduler_address):
+    from gbdist.workflows.learning import CurveOptions, curve_store
+
+    store, labels = learning_store
+    rows, eps = curve_store(str(store), labels, tmp_path, CurveOptions(property="disordered", fractions=[0.5], fits=2),
+                            ClusterConfig(scheduler=scheduler_address))
+    assert {r["representation"] for r in rows} == {"ASR", "ASR_area", "LER"} and eps == pytest.approx(0.032)
+    assert all(0 <= r["balanced_mean"] <= 100 for r in rows)
+    assert "balanced_mean" in (tmp_path / "curve_disordered.csv").read_text()

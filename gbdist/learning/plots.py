@@ -42,15 +42,20 @@ def confusion_plot(path: Path, panels: dict[str, np.ndarray], classes: tuple, ti
 
 
 def learning_curve_plot(path: Path, rows: list[dict], title: str) -> None:
-    """Mean ± std score vs number of training GBs, one line per representation."""
-    fig, ax = plt.subplots(figsize=(5, 3.8))
-    for rep in sorted({r["representation"] for r in rows}):
-        mine = [r for r in rows if r["representation"] == rep]
-        n = np.array([r["n_train"] for r in mine])
-        mean, std = np.array([r["mean"] for r in mine]), np.array([r["std"] for r in mine])
-        ax.errorbar(n, mean, yerr=std, marker="o", capsize=3, label=rep)
-    ax.set(xlabel="training GBs", ylabel="score (%)", title=title)
-    ax.legend()
+    """Mean ± std score vs number of training GBs, one line per representation; for classes a
+    second panel with the balanced accuracy."""
+    panels = [("mean", "std", "score (%)")]
+    if "balanced_mean" in rows[0]:
+        panels = [("mean", "std", "accuracy (%)"), ("balanced_mean", "balanced_std", "balanced accuracy (%)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, (mean_key, std_key, label) in zip(axes[0], panels):
+        for rep in sorted({r["representation"] for r in rows}):
+            mine = [r for r in rows if r["representation"] == rep]
+            n = np.array([r["n_train"] for r in mine])
+            mean, std = np.array([r[mean_key] for r in mine]), np.array([r[std_key] for r in mine])
+            ax.errorbar(n, mean, yerr=std, marker="o", capsize=3, label=rep)
+        ax.set(xlabel="training GBs", ylabel=label, title=title)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -100,9 +100,19 @@ def run_learning_curve(client, reps: dict[str, np.ndarray], prop: Property, frac
         for future, (rep, _split) in _submit_fits(client, reps, prop, splits, model, seed).items():
             futures[future] = (rep, fraction)
     collected: dict[tuple[str, float], list[float]] = {}
+    balanced: dict[tuple[str, float], list[float]] = {}
     for future in as_completed_with_progress(list(futures), f"learning curve ({prop.name})"):
-        collected.setdefault(futures[future], []).append(future.result()["score"])
+        result = future.result()
+        collected.setdefault(futures[future], []).append(result["score"])
+        if "balanced_accuracy" in result:
+            balanced.setdefault(futures[future], []).append(result["balanced_accuracy"])
     n = len(prop.y)
-    return [{"representation": rep, "fraction": fraction, "n_train": int(round(fraction * n)),
-             "mean": float(np.mean(s)), "std": float(np.std(s)), "n_fits": len(s)}
-            for (rep, fraction), s in sorted(collected.items())]
+    rows = []
+    for key, s in sorted(collected.items()):
+        rep, fraction = key
+        row = {"representation": rep, "fraction": fraction, "n_train": int(round(fraction * n)),
+               "mean": float(np.mean(s)), "std": float(np.std(s)), "n_fits": len(s)}
+        if key in balanced:  # classification: balanced accuracy beside accuracy
+            row |= {"balanced_mean": float(np.mean(balanced[key])), "balanced_std": float(np.std(balanced[key]))}
+        rows.append(row)
+    return rows
