@@ -24,6 +24,7 @@ from gbdist.io import ReadParams
 from gbdist.stages.soap import SoapStageParams
 from gbdist.workflows.lae import LaeOptions
 from gbdist.workflows.learning import CurveOptions, EvaluateOptions, ExplainOptions, LearnOptions
+from gbdist.workflows.map import MapOptions
 from gbdist.workflows.predict import PredictOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -392,6 +393,34 @@ def predict(
     _print_predictions(result)
     if result.failures:
         raise typer.Exit(1)
+
+
+@app.command("map")
+def map_command(
+    store: str = typer.Option(..., "--store", help="store with a finished soap stage"),
+    out: Path = typer.Option(Path("map"), "--out", help="output folder (pictures, report.md, map.json)"),
+    components: int = _option(MapOptions, "components"),
+    solver: str = _option(MapOptions, "solver"),
+    eps: Optional[float] = _option(MapOptions, "eps"),
+    labels: Optional[str] = _option(MapOptions, "labels", "--labels"),
+    prop: Optional[str] = _option(MapOptions, "property", "--property"),
+    klass: Optional[int] = _option(MapOptions, "klass", "--class"),
+    gb: Optional[list[str]] = _option(MapOptions, "gb", "--gb"),
+    workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER, cluster_file: Optional[Path] = CLUSTER,
+    verbose: bool = VERBOSE,
+) -> None:
+    """A map of every LAE: PCA of all SOAP rows (dask-ml), stored, drawn on PC1–PC2."""
+    from gbdist.workflows.map import map_store
+
+    _setup_logging(verbose)
+    with _user_errors():
+        options = MapOptions(components=components, solver=solver, eps=eps, labels=labels, property=prop,
+                             klass=klass, gb=gb or [])
+        result = map_store(store, out, options, _cluster_config(workers, scheduler, cluster_file))
+    evr = result.pca.explained_variance_ratio
+    console.print(f"PCA: {len(evr)} components, PC1–PC3 explain {', '.join(f'{100 * v:.1f}%' for v in evr[:3])}; "
+                  f"{result.pca.wall_s:.1f} s, peak RSS per worker {result.pca.peak_rss_gib_per_worker:.2f} GiB")
+    console.print(f"{len(result.pictures)} pictures; report: {result.report}")
 
 
 @app.command()

@@ -151,6 +151,12 @@ ASSIGNED_GROUP = "assigned"
 model bundle (``gbdist predict``) and the inner product with it."""
 
 
+MAP_GROUP = "map"
+"""The PCA map of the SOAP rows (``gbdist map``): ``map/components`` (pc, feature), ``map/mean``
+(feature,), ``map/explained_variance`` and ``map/explained_variance_ratio`` (pc,), and
+``map/coords`` (lae, pc) float32, every row's first coordinates."""
+
+
 # ---------------------------------------------------------------- LAE results per eps
 LAE_GROUP_PREFIX = "lae_eps_"
 

@@ -1,0 +1,87 @@
+"""Pictures of the LAE space: every SOAP row on its first two principal axes (matplotlib, PNG).
+
+``xy`` arguments are (n, 2) coordinates on PC1–PC2; ``evr`` the explained-variance ratios of
+the two axes, printed in the axis labels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+CNA_COLOURS = {1: ("tab:blue", "fcc"), 2: ("tab:green", "hcp")}  # everything else red, as in the paper
+GRIDSIZE = 90
+
+
+def _axes(ax, evr) -> None:
+    ax.set_xlabel(f"PC1 ({100 * evr[0]:.1f}% of the variance)")
+    ax.set_ylabel(f"PC2 ({100 * evr[1]:.1f}%)")
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def density_map(path: Path, xy: np.ndarray, evr, unique_xy: np.ndarray, unique_count: np.ndarray,
+                eps: float, top: int = 10) -> None:
+    """Log density of all LAEs, the unique LAEs (marker area by count, the ``top`` most common
+    numbered) and perfect fcc (unique LAE 0, a star)."""
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    hb = ax.hexbin(xy[:, 0], xy[:, 1], gridsize=GRIDSIZE, bins="log", cmap="Greys", mincnt=1, linewidths=0)
+    fig.colorbar(hb, ax=ax, label="LAEs per cell")
+    size = 12 + 300 * np.sqrt(unique_count / unique_count.max())
+    ax.scatter(unique_xy[1:, 0], unique_xy[1:, 1], s=size[1:], facecolors="none", edgecolors="tab:orange",
+               linewidths=1.0, label=f"unique LAEs at eps {eps:.4f} (area ∝ count)")
+    ax.scatter(unique_xy[0, 0], unique_xy[0, 1], marker="*", s=260, color="tab:blue", edgecolors="k",
+               label="perfect fcc (unique LAE 0)", zorder=5)
+    for k in np.argsort(-unique_count, kind="stable")[:top]:
+        ax.annotate(str(k), unique_xy[k], xytext=(4, 4), textcoords="offset points", fontsize=9, color="tab:red")
+    _axes(ax, evr)
+    ax.set_title(f"{len(xy):,} LAEs and {len(unique_xy)} unique LAEs (numbers: the {top} most common)")
+    ax.legend(loc="best", fontsize=8)
+    _save(fig, path)
+
+
+def cna_map(path: Path, xy: np.ndarray, evr, cna: np.ndarray, sample: int = 60_000, seed: int = 0) -> None:
+    """LAEs coloured by the CNA class of their centre (blue fcc, green hcp, red other): a random sample."""
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(len(xy))[:sample]
+    colours = np.array([CNA_COLOURS.get(int(c), ("tab:red", ""))[0] for c in cna[pick]])
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.scatter(xy[pick, 0], xy[pick, 1], c=colours, s=2, alpha=0.4, linewidths=0)
+    for colour, name in [*CNA_COLOURS.values(), ("tab:red", "other")]:
+        ax.scatter([], [], c=colour, s=20, label=name)
+    _axes(ax, evr)
+    ax.set_title(f"CNA class of the centre ({len(pick):,} of {len(xy):,} LAEs)")
+    ax.legend(loc="best", fontsize=8, title="centre atom")
+    _save(fig, path)
+
+
+def property_map(path: Path, xy: np.ndarray, evr, values: np.ndarray, label: str) -> None:
+    """Mean of a per-LAE value (e.g. 1 if its GB is thermally activated, else 0) in each hexbin cell."""
+    known = ~np.isnan(values)
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    hb = ax.hexbin(xy[known, 0], xy[known, 1], C=values[known], reduce_C_function=np.mean, gridsize=GRIDSIZE,
+                   cmap="coolwarm", mincnt=5, linewidths=0)
+    fig.colorbar(hb, ax=ax, label=label)
+    _axes(ax, evr)
+    ax.set_title(f"{label}, per cell of ≥ 5 LAEs")
+    _save(fig, path)
+
+
+def gb_map(path: Path, xy: np.ndarray, evr, mine: np.ndarray, gb_id: str, cna: np.ndarray) -> None:
+    """One GB's LAEs (coloured by CNA) over the grey density of all LAEs."""
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.hexbin(xy[:, 0], xy[:, 1], gridsize=GRIDSIZE, bins="log", cmap="Greys", mincnt=1, linewidths=0, alpha=0.6)
+    colours = np.array([CNA_COLOURS.get(int(c), ("tab:red", ""))[0] for c in cna[mine]])
+    ax.scatter(xy[mine, 0], xy[mine, 1], c=colours, s=10, edgecolors="k", linewidths=0.2)
+    _axes(ax, evr)
+    ax.set_title(f"{gb_id}: its {int(np.count_nonzero(mine))} LAEs (blue fcc, green hcp, red other) over all LAEs")
+    _save(fig, path)

@@ -1,0 +1,88 @@
+"""PCA of every SOAP row with ``dask_ml.decomposition.PCA``, out of core, and the rows' coordinates.
+
+The ``soap`` array is read as a dask array (one block per Zarr chunk); dask-ml fits the
+principal axes on the workers, never holding the whole array in one process. The components,
+mean, explained variance and each row's first k coordinates go to the store (``map/*``, see
+:mod:`gbdist.store.schema`), so later tools can place new LAEs on the same map.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numpy as np
+from dask_ml.decomposition import PCA
+
+from gbdist.errors import StoreError
+from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
+from gbdist.store.schema import MAP_GROUP, mark_stage, open_group, stage_done, write_array
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PcaResult:
+    """Principal axes of the SOAP rows: components (k, n_feat), mean (n_feat,), explained
+    variance (k,) and its ratio to the total variance (k,); wall s; peak RSS of the largest worker, GiB."""
+
+    components: np.ndarray
+    mean: np.ndarray
+    explained_variance: np.ndarray
+    explained_variance_ratio: np.ndarray
+    wall_s: float
+    peak_rss_gib_per_worker: float
+
+    def project(self, rows: np.ndarray) -> np.ndarray:
+        """Coordinates (n, k) of unit SOAP rows (n, n_feat) on the map."""
+        return (np.asarray(rows, np.float64) - self.mean) @ self.components.T
+
+
+def run_pca_stage(client, store: str, n_components: int = 10, solver: str = "randomized", seed: int = 0,
+                  storage_options: dict | None = None) -> PcaResult:
+    """Fit the PCA of ``soap`` on the workers and write ``map/*``, coordinates included."""
+    group = open_group(store, mode="a", storage_options=storage_options)
+    if not stage_done(group, "soap"):
+        raise StoreError(f"{store}: the soap stage is not complete; run it first")
+    t0 = time.perf_counter()
+    client.run(reset_peak_rss)
+    soap = da.from_zarr(group["soap"])
+    pca = PCA(n_components=n_components, svd_solver=solver, iterated_power=4, random_state=seed)
+    with dask.config.set(scheduler=client):
+        pca.fit(soap)
+        mean = np.asarray(dask.compute(pca.mean_)[0], np.float64)
+    components = np.asarray(pca.components_, np.float64)
+    log.info("map: %d components of %d rows in %.1f s", n_components, soap.shape[0], time.perf_counter() - t0)
+    out = group.require_group(MAP_GROUP)
+    write_array(out, "components", components.astype(np.float32), ["pc", "feature"])
+    write_array(out, "mean", mean.astype(np.float32), ["feature"])
+    write_array(out, "explained_variance", np.asarray(pca.explained_variance_, np.float64), ["pc"])
+    write_array(out, "explained_variance_ratio", np.asarray(pca.explained_variance_ratio_, np.float64), ["pc"])
+    coords = soap.map_blocks(_project, mean, components, chunks=(soap.chunks[0], (n_components,)), dtype=np.float32)
+    target = out.create_array("coords", shape=(soap.shape[0], n_components), chunks=(group["soap"].chunks[0], n_components),
+                              dtype=np.float32, dimension_names=["lae", "pc"], overwrite=True)
+    with dask.config.set(scheduler=client):
+        da.store(coords, target, lock=False)  # one task per soap chunk writes its own coords chunk
+    wall = time.perf_counter() - t0
+    peak = max(client.run(peak_rss_bytes).values()) / 2**30
+    result = PcaResult(components, mean, np.asarray(pca.explained_variance_), np.asarray(pca.explained_variance_ratio_),
+                       wall, peak)
+    mark_stage(group, "map", wall_s=wall, n_components=n_components, solver=solver,
+               peak_rss_gib_per_worker=peak)
+    return result
+
+
+def _project(block: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+    return ((block.astype(np.float64) - mean) @ components.T).astype(np.float32)
+
+
+def read_pca(group) -> PcaResult:
+    """The PCA stored by :func:`run_pca_stage`."""
+    out = group[MAP_GROUP]
+    info = group.attrs.get("stages", {}).get("map", {})
+    return PcaResult(out["components"][:].astype(np.float64), out["mean"][:].astype(np.float64),
+                     out["explained_variance"][:], out["explained_variance_ratio"][:], info.get("wall_s", 0.0),
+                     info.get("peak_rss_gib_per_worker", 0.0))

@@ -1,0 +1,116 @@
+"""A map of every LAE (``gbdist map``): the PCA of all SOAP rows (dask-ml, on the workers), stored,
+and pictures on PC1–PC2: density with the unique LAEs and perfect fcc, CNA, a property, one GB."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from gbdist.errors import GbdistError
+from gbdist.explain.maps import cna_map, density_map, gb_map, property_map
+from gbdist.learning.labels import align_labels, load_labels
+from gbdist.stages.client import ClusterConfig, dask_client
+from gbdist.stages.pca import PcaResult, run_pca_stage
+from gbdist.store.lock import store_lock
+from gbdist.store.schema import MAP_GROUP, chosen_eps, lae_path, open_group, resolve_eps
+
+
+class MapOptions(BaseModel):
+    """What the map holds and shows."""
+
+    model_config = ConfigDict(extra="forbid")
+    components: int = Field(10, ge=2, le=100, description="principal components fitted and stored")
+    solver: Literal["randomized", "tsqr"] = Field("randomized", description="dask-ml PCA solver: randomized "
+                                                  "(a few streaming passes) or tsqr (exact)")
+    eps: float | None = Field(None, gt=0, lt=2, description="unique LAEs of this eps (default: the store's chosen)")
+    labels: str | None = Field(None, description="labels for the property map (as for evaluate)")
+    property: str | None = Field(None, description="property coloured on the map (with --labels)")
+    klass: int | None = Field(None, description="a class property: the share of LAEs from GBs of this class "
+                              "(default: its first class)")
+    gb: list[str] = Field(default_factory=list, description="GB ids whose LAEs are drawn over the map")
+
+
+@dataclass
+class MapResult:
+    """The fitted PCA, the eps of the unique LAEs drawn, the pictures and the report."""
+
+    pca: PcaResult
+    eps: float | None
+    pictures: list[Path]
+    report: Path
+
+
+def map_store(store: str, out: str | Path, options: MapOptions | None = None,
+              cluster: ClusterConfig | None = None) -> MapResult:
+    """Fit and store the PCA of the store's SOAP rows, then draw the maps into ``out``."""
+    options = options or MapOptions()
+    if bool(options.labels) != bool(options.property):
+        raise GbdistError("--labels and --property go together: the property coloured on the map")
+    group = open_group(store)
+    gb_ids = np.array([str(i) for i in group["gb/id"][:]])
+    unknown = [g for g in options.gb if g not in set(gb_ids)]
+    if unknown:
+        raise GbdistError(f"--gb: {', '.join(unknown)} not in {store}")
+    labels = load_labels(options.labels) if options.labels else None
+    if labels is not None:  # checked before any work
+        (prop,) = align_labels(labels, gb_ids, [options.property])
+        per_gb, what = _per_gb_values(prop, options.klass, len(gb_ids))
+    eps = resolve_eps(group, store, options.eps) if options.eps is not None or chosen_eps(group) is not None else None
+    with store_lock(store), dask_client(cluster or ClusterConfig()) as client:
+        pca = run_pca_stage(client, store, options.components, options.solver)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    xy = group[f"{MAP_GROUP}/coords"].get_orthogonal_selection((slice(None), [0, 1])).astype(np.float64)
+    cna, lae_gb, evr = group["lae/cna"][:], group["lae/gb"][:], pca.explained_variance_ratio
+    pictures = []
+    if eps is not None:
+        unique_xy = pca.project(group[lae_path(eps, "unique/soap")][:])[:, :2]
+        pictures.append(out / "map_density.png")
+        density_map(pictures[-1], xy, evr, unique_xy, group[lae_path(eps, "unique/count")][:], eps)
+    pictures.append(out / "map_cna.png")
+    cna_map(pictures[-1], xy, evr, cna)
+    if labels is not None:
+        pictures.append(out / f"map_{prop.name}.png")
+        property_map(pictures[-1], xy, evr, per_gb[lae_gb], what)
+    for gb in options.gb:
+        pictures.append(out / f"map_gb_{gb}.png")
+        gb_map(pictures[-1], xy, evr, lae_gb == int(np.flatnonzero(gb_ids == gb)[0]), gb, cna)
+    report = out / "report.md"
+    report.write_text(_report(store, pca, eps, pictures))
+    (out / "map.json").write_text(json.dumps({
+        "store": store, "eps": eps, "components": options.components, "solver": options.solver,
+        "explained_variance_ratio": pca.explained_variance_ratio.tolist(), "wall_s": pca.wall_s,
+        "peak_rss_gib_per_worker": pca.peak_rss_gib_per_worker, "pictures": [p.name for p in pictures]}, indent=1))
+    return MapResult(pca, eps, pictures, report)
+
+
+def _per_gb_values(prop, klass: int | None, n_gb: int) -> tuple[np.ndarray, str]:
+    """(n_gb,) value drawn per GB (NaN where unlabelled) and its description: for a class
+    property 1 if the GB has class ``klass`` (default the first) else 0; else the value."""
+    per_gb = np.full(n_gb, np.nan)
+    if prop.kind != "classification":
+        per_gb[prop.rows] = prop.y
+        return per_gb, f"mean {prop.name} of the LAEs' GBs"
+    klass = prop.classes[0] if klass is None else klass
+    if klass not in prop.classes:
+        raise GbdistError(f"--class {klass}: {prop.name} has classes {list(prop.classes)}")
+    per_gb[prop.rows] = (np.asarray(prop.classes)[prop.y] == klass).astype(float)
+    return per_gb, f"share of LAEs from GBs with {prop.name} = {klass}"
+
+
+def _report(store: str, pca: PcaResult, eps: float | None, pictures: list[Path]) -> str:
+    evr = pca.explained_variance_ratio
+    lines = [f"# A map of every LAE in {store}", "",
+             f"PCA of all {len(evr)} leading components of the unit SOAP rows (dask-ml, on the workers) in "
+             f"{pca.wall_s:.1f} s, peak RSS per worker {pca.peak_rss_gib_per_worker:.2f} GiB. Stored in the store's "
+             f"`{MAP_GROUP}/` group (components, mean, explained variance, every row's coordinates).", "",
+             "| component | explained variance (%) | cumulative (%) |", "| --- | --- | --- |"]
+    lines += [f"| PC{k + 1} | {100 * v:.2f} | {100 * c:.2f} |" for k, (v, c) in enumerate(zip(evr, np.cumsum(evr)))]
+    lines += ["", f"Unique LAEs at eps {eps:.4f}." if eps is not None else "No LAE run: no unique LAEs drawn.", ""]
+    lines += [f"![{p.stem}]({p.name})" for p in pictures]
+    return "\n".join(lines) + "\n"

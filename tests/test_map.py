@@ -1,0 +1,58 @@
+"""``gbdist map``: the dask-ml PCA against scikit-learn's on the same rows, the stored coordinates,
+the pictures and bad options."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import zarr
+from sklearn.decomposition import PCA
+from typer.testing import CliRunner
+
+from gbdist.cli import app
+from gbdist.errors import GbdistError
+from gbdist.stages.client import ClusterConfig
+from gbdist.workflows.map import MapOptions, map_store
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def store_copy(learning_store, tmp_path):
+    store, labels = learning_store
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    return str(copy), labels
+
+
+@pytest.mark.parametrize("solver", ["randomized", "tsqr"])
+def test_dask_ml_pca_equals_scikit_learn(store_copy, tmp_path, scheduler_address, solver):
+    store, labels = store_copy
+    result = map_store(store, tmp_path / "map", MapOptions(components=5, solver=solver, labels=str(labels),
+                                                          property="energy", gb=["gb03"]),
+                       ClusterConfig(scheduler=scheduler_address))
+    group = zarr.open_group(store, mode="r")
+    rows = group["soap"][:].astype(np.float64)
+    reference = PCA(n_components=5).fit(rows)
+    np.testing.assert_allclose(result.pca.explained_variance_ratio, reference.explained_variance_ratio_, atol=1e-4)
+    for ours, theirs in zip(result.pca.components, reference.components_):
+        assert abs(abs(float(ours @ theirs)) - 1) < 1e-4  # the same axis, up to sign
+    coords = group["map/coords"][:]
+    np.testing.assert_allclose(coords, (rows - rows.mean(axis=0)) @ result.pca.components.T, atol=1e-4)
+    names = {p.name for p in result.pictures}
+    assert names == {"map_density.png", "map_cna.png", "map_energy.png", "map_gb_gb03.png"}
+    assert all((tmp_path / "map" / n).stat().st_size > 10_000 for n in names)
+    assert "PC1" in result.report.read_text()
+
+
+def test_map_options_are_checked(learning_store, tmp_path):
+    store, labels = learning_store
+    for args, flag in ((["--components", "1"], "--components"), (["--solver", "magic"], "--solver"),
+                       (["--gb", "nowhere"], "--gb"), (["--property", "energy"], "--labels")):
+        result = runner.invoke(app, ["map", "--store", str(store), "--out", str(tmp_path), *args, "--no-verbose"])
+        assert result.exit_code == 2, result.output
+        assert flag in " ".join(result.output.split())
+    with pytest.raises(GbdistError, match="--class 7"):
+        map_store(str(store), tmp_path, MapOptions(labels=str(labels), property="disordered", klass=7))
