@@ -27,6 +27,7 @@ def test_explain_writes_clusters_that_round_trip_through_ase(learning_store, tmp
         assert set(entry["mean_fraction"]) == {"0", "1"} and entry["gbs_containing"] >= 1
         cluster = ase.io.read(out / entry["extxyz"])
         assert (out / entry["png"]).stat().st_size > 0
+        assert (out / entry["boundary_png"]).stat().st_size > 10_000  # the LAE inside its boundary
         source = read_structure(entry["source"])
         where = {int(i): k for k, i in enumerate(source.ids)}
         rows = [where[int(i)] for i in cluster.arrays["atom_id"]]
@@ -48,3 +49,16 @@ def test_explain_rejects_an_unknown_class(learning_store, tmp_path):
     result = runner.invoke(app, ["explain", "--store", str(store), "--labels", str(labels), "--property",
                                  "disordered", "--class", "7", "--out", str(tmp_path), "--no-verbose"])
     assert result.exit_code == 2 and "disordered: no class 7" in " ".join(result.output.split())
+
+
+def test_boundary_slab_views_along_the_shortest_period_with_the_normal_up():
+    from gbdist.explain.pictures import boundary_slab
+
+    from conftest import toy_boundary
+
+    s = toy_boundary(seed=0, cells=(14, 3, 2))  # open along x; y period 3 cells, z period 2 cells
+    centre = int(np.argmin(np.linalg.norm(s.positions - s.positions.mean(axis=0), axis=1)))
+    slab = boundary_slab(s.positions, s.cell, s.pbc, centre, 0, np.ones(len(s), np.int8))
+    assert (slab.view, slab.horizontal, slab.normal) == (2, 1, 0)
+    assert np.allclose(slab.xy[np.argmin(np.linalg.norm(slab.xy, axis=1))], 0)  # the centre at the origin
+    assert set(np.unique(slab.layer)) == {0, 1}  # fcc along [001]: two alternating planes (A, B)

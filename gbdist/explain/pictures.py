@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -36,17 +37,89 @@ def lae_picture(path: Path, positions: np.ndarray, cna: np.ndarray, title: str) 
     plt.close(fig)
 
 
-def overview_plot(path: Path, clusters: list[tuple[str, np.ndarray, np.ndarray]], gains: list[float]) -> None:
-    """All top LAEs at a glance (x–y and y–z for each) and their gains as bars."""
-    n = len(clusters)
-    fig = plt.figure(figsize=(8, 2.2 * n + 2.5))
-    grid = fig.add_gridspec(n + 1, 2, height_ratios=[1.4] + [1] * n)
+@dataclass
+class BoundarySlab:
+    """The atoms of a thin slab through an LAE's centre, in the picture's frame (Å, centre at 0):
+    ``xy`` (m, 2) horizontal (in the GB plane) and vertical (along the normal), ``cna`` (m,),
+    ``layer`` (m,) 0 / 1 alternating atomic planes along the view, and the axes used."""
+
+    xy: np.ndarray
+    cna: np.ndarray
+    layer: np.ndarray
+    view: int
+    horizontal: int
+    normal: int
+
+
+def boundary_slab(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, centre: int, normal: int,
+                  cna: np.ndarray, half_thickness: float = 2.0, half_width: float = 18.0,
+                  half_height: float = 12.0) -> BoundarySlab:
+    """Cut a slab ``2 × half_thickness`` Å thick through atom ``centre``, viewed along the periodic
+    in-plane box axis with the shortest period; positions (n, 3) Å, cell (3, 3), pbc (3,)."""
+    from ase.geometry import find_mic
+
+    in_plane = [a for a in range(3) if a != normal]
+    periodic = [a for a in in_plane if pbc[a]] or in_plane
+    view = min(periodic, key=lambda a: np.linalg.norm(cell[a]))
+    horizontal = next(a for a in in_plane if a != view)
+    d, _ = find_mic(positions - positions[centre], cell, pbc)
+    keep = ((np.abs(d[:, view]) <= half_thickness) & (np.abs(d[:, horizontal]) <= half_width)
+            & (np.abs(d[:, normal]) <= half_height))
+    depth = d[keep, view]
+    order = np.argsort(depth)
+    gaps = np.concatenate([[0], np.diff(depth[order]) > 0.3])  # a new atomic plane where the depth jumps
+    layer = np.empty(len(depth), np.int64)
+    layer[order] = np.cumsum(gaps) % 2
+    return BoundarySlab(np.column_stack([d[keep, horizontal], d[keep, normal]]), cna[keep], layer,
+                        view, horizontal, normal)
+
+
+def _draw_slab(ax, slab: BoundarySlab, r_cut: float, title: str, fontsize: int = 8) -> None:
+    """Atoms as in the paper's Fig. 4: colour by CNA, filled / open for the two planes along the view."""
+    colours = np.array([CNA_COLOURS.get(int(c), "tab:red") for c in slab.cna])
+    filled = slab.layer == 0
+    ax.scatter(slab.xy[filled, 0], slab.xy[filled, 1], c=colours[filled], s=28, edgecolors="k", linewidths=0.3)
+    ax.scatter(slab.xy[~filled, 0], slab.xy[~filled, 1], facecolors="white", edgecolors=colours[~filled],
+               s=28, linewidths=1.2)
+    ax.add_patch(plt.Circle((0, 0), r_cut, fill=False, ls="--", lw=1.2, color="k"))
+    ax.plot(0, 0, marker="+", color="k", ms=12, mew=2)
+    x0, y0 = slab.xy[:, 0].min(), slab.xy[:, 1].min() - 1.5
+    ax.plot([x0, x0 + 5], [y0, y0], color="k", lw=3)
+    ax.text(x0 + 2.5, y0 - 0.4, "5 Å", ha="center", va="top", fontsize=fontsize)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=fontsize)
+
+
+def boundary_picture(path: Path, slab: BoundarySlab, r_cut: float, title: str) -> None:
+    """PNG of an LAE inside its boundary (GB plane horizontal, view along a box axis)."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    _draw_slab(ax, slab, r_cut, title, fontsize=9)
+    axis = "xyz"
+    fig.text(0.5, 0.01, f"view along {axis[slab.view]}, {axis[slab.horizontal]} across, GB normal {axis[slab.normal]} "
+             "up · blue fcc, green hcp, red other\nfilled / open: alternate planes along the view · + centre, "
+             f"dashed: r_cut = {r_cut:g} Å", ha="center", fontsize=7)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def boundary_overview(path: Path, slabs: list[tuple[str, BoundarySlab]], gains: list[float], r_cut: float,
+                      columns: int = 2) -> None:
+    """All top LAEs inside their boundaries, with their gains as bars."""
+    n = len(slabs)
+    rows = -(-n // columns)
+    fig = plt.figure(figsize=(5.2 * columns, 3.6 * rows + 2.4))
+    grid = fig.add_gridspec(rows + 1, columns, height_ratios=[0.8 * rows / max(rows, 1) + 0.6] + [1] * rows)
     bars = fig.add_subplot(grid[0, :])
     bars.barh(range(n)[::-1], gains, color="0.4")
-    bars.set_yticks(range(n)[::-1], [c[0] for c in clusters], fontsize=7)
+    bars.set_yticks(range(n)[::-1], [title for title, _ in slabs], fontsize=7)
     bars.set_xlabel("gain (LER model)", fontsize=8)
-    for row, (title, positions, cna) in enumerate(clusters, start=1):
-        _cluster_panels([fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])], positions, cna, title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    for k, (title, slab) in enumerate(slabs):
+        _draw_slab(fig.add_subplot(grid[1 + k // columns, k % columns]), slab, r_cut, title, fontsize=8)
+    fig.text(0.5, 0.005, "GB plane horizontal · blue fcc, green hcp, red other · filled / open: alternate planes "
+             "along the view · + centre, dashed: r_cut", ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0.015, 1, 1))
+    fig.savefig(path, dpi=90)
     plt.close(fig)

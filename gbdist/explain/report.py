@@ -11,7 +11,7 @@ import numpy as np
 
 from gbdist.compute.select import cna_classes
 from gbdist.errors import GbdistError
-from gbdist.explain.pictures import lae_picture, overview_plot
+from gbdist.explain.pictures import boundary_overview, boundary_picture, boundary_slab, lae_picture
 from gbdist.explain.ranking import class_fractions, cluster_around, fcc_fraction, hcp_fraction, one_vs_rest, rank_laes
 from gbdist.io.read import ReadParams, read_structure
 from gbdist.learning.labels import Property
@@ -23,22 +23,24 @@ log = logging.getLogger(__name__)
 def _trace(group, eps: float) -> dict[str, np.ndarray]:
     return {"gb": group[lae_path(eps, "unique/gb")][:], "atom": group[lae_path(eps, "unique/atom")][:],
             "count": group[lae_path(eps, "unique/count")][:],
-            "gb_id": group["gb/id"][:], "gb_source": group["gb/source"][:]}
+            "gb_id": group["gb/id"][:], "gb_source": group["gb/source"][:], "gb_normal": group["gb/normal"][:]}
 
 
 def describe_lae(k: int, trace: dict, ler: np.ndarray, prop: Property) -> dict:
     """Where unique LAE k comes from and how common it is (per class)."""
     gb = int(trace["gb"][k])
     return {"lae": int(k), "gb": str(trace["gb_id"][gb]), "source": str(trace["gb_source"][gb]),
+            "normal": int(trace["gb_normal"][gb]),
             "atom": int(trace["atom"][k]), "rows": int(trace["count"][k]),
             "gbs_containing": int(np.count_nonzero(ler[:, k] > 0)),
             "mean_fraction": class_fractions(ler, prop, k)}
 
 
 def render_lae(entry: dict, structures: dict, read: ReadParams, cna_column: str, r_cut: float, out: Path):
-    """Cut the cluster around the LAE's source atom; write ``lae<k>.extxyz`` and ``lae<k>.png``.
+    """Cut the cluster around the LAE's source atom; write ``lae<k>.extxyz``, ``lae<k>.png`` and
+    ``lae<k>_boundary.png`` (the LAE inside a thin slab of its boundary).
 
-    Returns the cluster (ase.Atoms). ``structures`` caches read files with their CNA classes.
+    Returns (the cluster (ase.Atoms), the slab). ``structures`` caches read files with their CNA classes.
     """
     source = entry["source"]
     if source not in structures:
@@ -49,9 +51,12 @@ def render_lae(entry: dict, structures: dict, read: ReadParams, cna_column: str,
     cluster.info.update({"lae": entry["lae"], "gb": entry["gb"], "atom": entry["atom"], "r_cut": r_cut})
     stem = f"lae{entry['lae']}"
     ase.io.write(out / f"{stem}.extxyz", cluster, format="extxyz")
-    lae_picture(out / f"{stem}.png", cluster.positions, cluster.arrays["cna"],
-                f"LAE {entry['lae']}: {entry['gb']} atom {entry['atom']}")
-    return cluster
+    title = f"LAE {entry['lae']}: {entry['gb']} atom {entry['atom']}"
+    lae_picture(out / f"{stem}.png", cluster.positions, cluster.arrays["cna"], title)
+    centre = int(np.flatnonzero(structure.ids == entry["atom"])[0])
+    slab = boundary_slab(structure.positions, structure.cell, structure.pbc, centre, entry["normal"], cna)
+    boundary_picture(out / f"{stem}_boundary.png", slab, r_cut, title + " in its boundary")
+    return cluster, slab
 
 
 def explain(store: str, prop: Property, out: Path, klass: int | None = None, top: int = 10,
@@ -79,17 +84,18 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
             "rank": rank, "gain": float(ranking.gain[k]), "mean_abs_shap": float(ranking.mean_abs_shap[k]),
             "mean_shap_in_class": float(ranking.mean_shap_in_class[k])}
         try:
-            cluster = render_lae(entry, structures, read, cna_column, r_cut, out)
+            cluster, slab = render_lae(entry, structures, read, cna_column, r_cut, out)
         except (GbdistError, ValueError) as err:  # a moved or unreadable source: report it, go on
             entry["error"] = str(err)
             log.warning("explain: LAE %d: %s", k, err)
         else:
             entry |= {"atoms": len(cluster), "hcp_fraction": hcp_fraction(cluster),
-                      "fcc_fraction": fcc_fraction(cluster), "extxyz": f"lae{k}.extxyz", "png": f"lae{k}.png"}
-            pictures.append((f"#{rank} LAE {k}", cluster.positions, cluster.arrays["cna"]))
+                      "fcc_fraction": fcc_fraction(cluster), "extxyz": f"lae{k}.extxyz", "png": f"lae{k}.png",
+                      "boundary_png": f"lae{k}_boundary.png"}
+            pictures.append((f"#{rank} LAE {k} ({entry['gb']})", slab))
         entries.append(entry)
     if pictures:
-        overview_plot(out / "overview.png", pictures, [e["gain"] for e in entries if "png" in e])
+        boundary_overview(out / "overview.png", pictures, [e["gain"] for e in entries if "png" in e], r_cut)
     (out / "explain.json").write_text(json.dumps({"store": store, "property": prop.name, "class": klass,
                                                   "eps": eps, "top": entries}, indent=1))
     (out / "report.md").write_text(report_markdown(entries, prop, klass, eps))
@@ -104,7 +110,10 @@ def report_markdown(entries: list[dict], prop: Property, klass: int | None, eps:
              f"Unique LAEs at eps {eps}, ranked by gain of an XGBoost model on the LER (settings chosen by CV "
              "on all labelled GBs); mean |SHAP| from XGBoost `pred_contribs`. Mean fraction: the LAE's share of "
              "a GB's environments, averaged over the GBs of each class. hcp / fcc: CNA share of the atoms within "
-             "r_cut of the centre.", "", "![overview](overview.png)", "",
+             "r_cut of the centre. Each LAE is drawn twice: the cluster cut out (two projections) and inside a "
+             "thin slab of its boundary (GB plane horizontal, viewed along the in-plane box axis with the shortest "
+             "period, filled / open circles for alternate atomic planes along the view, its r_cut dashed).", "",
+             "![overview](overview.png)", "",
              "| rank | LAE | gain | mean abs SHAP | GB | atom | GBs with it | "
              + " | ".join(f"mean fraction ({c})" for c in fractions) + " | hcp | fcc | picture | cluster |",
              "|" + " --- |" * (11 + len(fractions))]
@@ -112,7 +121,8 @@ def report_markdown(entries: list[dict], prop: Property, klass: int | None, eps:
         cells = [str(e["rank"]), str(e["lae"]), f"{e['gain']:.3g}", f"{e['mean_abs_shap']:.3g}", e["gb"],
                  str(e["atom"]), str(e["gbs_containing"])] + [f"{e['mean_fraction'][c]:.4f}" for c in fractions]
         if "png" in e:
-            cells += [f"{e['hcp_fraction']:.2f}", f"{e['fcc_fraction']:.2f}", f"[png]({e['png']})", f"[extxyz]({e['extxyz']})"]
+            cells += [f"{e['hcp_fraction']:.2f}", f"{e['fcc_fraction']:.2f}",
+                      f"[cluster]({e['png']}) · [in its boundary]({e['boundary_png']})", f"[extxyz]({e['extxyz']})"]
         else:
             cells += ["–", "–", f"not rendered: {e['error']}", "–"]
         lines.append("| " + " | ".join(cells) + " |")
