@@ -25,8 +25,9 @@ class MapOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     components: int = Field(10, ge=2, le=100, description="principal components fitted and stored")
-    solver: Literal["randomized", "tsqr"] = Field("randomized", description="dask-ml PCA solver: randomized "
-                                                  "(a few streaming passes) or tsqr (exact)")
+    solver: Literal["incremental", "tsqr", "randomized"] = Field(
+        "incremental", description="dask-ml solver: incremental (IncrementalPCA, streams the rows: any size) or "
+        "tsqr / randomized (PCA, holds the rows in worker memory: small stores)")
     eps: float | None = Field(None, gt=0, lt=2, description="unique LAEs of this eps (default: the store's chosen)")
     labels: str | None = Field(None, description="labels for the property map (as for evaluate)")
     property: str | None = Field(None, description="property coloured on the map (with --labels)")
@@ -81,7 +82,7 @@ def map_store(store: str, out: str | Path, options: MapOptions | None = None,
         pictures.append(out / f"map_gb_{gb}.png")
         gb_map(pictures[-1], xy, evr, lae_gb == int(np.flatnonzero(gb_ids == gb)[0]), gb, cna)
     report = out / "report.md"
-    report.write_text(_report(store, pca, eps, pictures))
+    report.write_text(_report(store, pca, eps, pictures, len(xy)))
     (out / "map.json").write_text(json.dumps({
         "store": store, "eps": eps, "components": options.components, "solver": options.solver,
         "explained_variance_ratio": pca.explained_variance_ratio.tolist(), "wall_s": pca.wall_s,
@@ -103,10 +104,10 @@ def _per_gb_values(prop, klass: int | None, n_gb: int) -> tuple[np.ndarray, str]
     return per_gb, f"share of LAEs from GBs with {prop.name} = {klass}"
 
 
-def _report(store: str, pca: PcaResult, eps: float | None, pictures: list[Path]) -> str:
+def _report(store: str, pca: PcaResult, eps: float | None, pictures: list[Path], n_rows: int) -> str:
     evr = pca.explained_variance_ratio
     lines = [f"# A map of every LAE in {store}", "",
-             f"PCA of all {len(evr)} leading components of the unit SOAP rows (dask-ml, on the workers) in "
+             f"PCA of all {n_rows:,} unit SOAP rows, {len(evr)} leading components (dask-ml, on the workers), in "
              f"{pca.wall_s:.1f} s, peak RSS per worker {pca.peak_rss_gib_per_worker:.2f} GiB. Stored in the store's "
              f"`{MAP_GROUP}/` group (components, mean, explained variance, every row's coordinates).", "",
              "| component | explained variance (%) | cumulative (%) |", "| --- | --- | --- |"]
