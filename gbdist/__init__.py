@@ -45,6 +45,8 @@ _EXPORTS = {
     "PredictOptions": "gbdist.workflows.predict",
     "predict_structures": "gbdist.workflows.predict",
     "load_bundle": "gbdist.learning.bundle",
+    "MapOptions": "gbdist.workflows.map",
+    "map_store": "gbdist.workflows.map",
     "run_demo": "gbdist.workflows.demo",
     "GbdistError": "gbdist.errors",
 }

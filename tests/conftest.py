@@ -149,3 +149,14 @@ def learning_store(tmp_path_factory, scheduler_address):
     pd.DataFrame({"id": [p.name.split(".")[0] for p in paths], "energy": 0.4 + 2 * disorder,
                   "disordered": (disorder > 0.5).astype(int)}).to_csv(labels, index=False)
     return store, labels
+
+
+@pytest.fixture
+def store_copy(learning_store, tmp_path):
+    """A private copy of the learning store (its LAE run at eps 0.032 is the chosen one) and its labels."""
+    import shutil
+
+    store, labels = learning_store
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    return str(copy), labels

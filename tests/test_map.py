@@ -3,8 +3,6 @@ the pictures and bad options."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import zarr
@@ -17,14 +15,6 @@ from gbdist.stages.client import ClusterConfig
 from gbdist.workflows.map import MapOptions, map_store
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def store_copy(learning_store, tmp_path):
-    store, labels = learning_store
-    copy = tmp_path / "s.zarr"
-    shutil.copytree(store, copy)
-    return str(copy), labels
 
 
 @pytest.mark.parametrize("solver", ["incremental", "tsqr"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +24,6 @@ from gbdist.workflows.learning import EvaluateOptions, ExplainOptions, LearnOpti
 from conftest import ROOT
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def store_copy(learning_store, tmp_path):
-    """A private copy of the learning store (its LAE run at eps 0.032 is the chosen one)."""
-    store, labels = learning_store
-    copy = tmp_path / "s.zarr"
-    shutil.copytree(store, copy)
-    return str(copy), labels
 
 
 def test_a_further_lae_run_leaves_the_chosen_eps(store_copy, scheduler_address):
@@ -220,3 +210,4 @@ def test_a_class_learning_curve_has_balanced_accuracy(learning_store, tmp_path, 
     assert {r["representation"] for r in rows} == {"ASR", "ASR_area", "LER"} and eps == pytest.approx(0.032)
     assert all(0 <= r["balanced_mean"] <= 100 for r in rows)
     assert "balanced_mean" in (tmp_path / "curve_disordered.csv").read_text()
+    assert "curve_disordered.png" in (tmp_path / "curve_disordered.md").read_text()

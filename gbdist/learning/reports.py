@@ -100,3 +100,20 @@ def write_learning_curve(out: Path, rows: list[dict], prop: str) -> None:
         writer.writeheader()
         writer.writerows(rows)
     learning_curve_plot(out / f"curve_{prop}.png", rows, f"learning curve: {prop}")
+    (out / f"curve_{prop}.md").write_text(curve_markdown(rows, prop))
+
+
+def curve_markdown(rows: list[dict], prop: str) -> str:
+    """``curve_<property>.md``: the curve's picture and its table (mean ± std per point)."""
+    balanced = "balanced_mean" in rows[0]
+    lines = [f"# Learning curve: {prop}", "", f"![learning curve](curve_{prop}.png)", "",
+             f"Held-out score against training GBs, mean ± std over {rows[0]['n_fits']} random splits per point"
+             + (" (accuracy, and balanced accuracy)." if balanced else "."), "",
+             "| representation | fraction | training GBs | score |" + (" balanced accuracy |" if balanced else ""),
+             "| --- | --- | --- | --- |" + (" --- |" if balanced else "")]
+    for r in rows:
+        cells = [r["representation"], f"{r['fraction']:.2f}", str(r["n_train"]), f"{r['mean']:.1f} ± {r['std']:.1f}"]
+        if balanced:
+            cells.append(f"{r['balanced_mean']:.1f} ± {r['balanced_std']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
