@@ -185,6 +185,14 @@ def discover_leaders(client, store, storage_options, eps_values, partitions: int
     return leaders
 
 
+def _label_arrays(group: zarr.Group, out: zarr.Group) -> zarr.Group:
+    """Create (empty) ``label`` (lae,) int32 and ``similarity`` (lae,) float32 in ``out``, chunked as ``soap``."""
+    n_rows, chunk = group["soap"].shape[0], group["soap"].chunks[0]
+    for name, dtype in (("label", np.int32), ("similarity", np.float32)):
+        out.create_array(name, shape=(n_rows,), chunks=(chunk,), dtype=dtype, dimension_names=["lae"], overwrite=True)
+    return out
+
+
 def _assign_all(client, store, storage_options, eps, vectors, write, n_chunks, out_group=None, hot=None):
     if hot is None:
         hot = client.submit(hot_leaders, store, storage_options, vectors, pure=False).result()
@@ -229,21 +237,18 @@ def assign_to_dictionary(client, store: str, eps: float, leaders: np.ndarray, le
     group = open_group(store, mode="a", storage_options=storage_options)
     if not stage_done(group, "soap"):
         raise StoreError(f"{store}: the soap stage is not complete; run it first")
-    n_rows, chunk = group["soap"].shape[0], group["soap"].chunks[0]
-    out = group.require_group(ASSIGNED_GROUP)
-    for name in ("label", "similarity"):
-        out.create_array(name, shape=(n_rows,), chunks=(chunk,), dtype=np.int32 if name == "label" else np.float32,
-                         dimension_names=["lae"], overwrite=True)
+    out = _label_arrays(group, group.require_group(ASSIGNED_GROUP))
     results = _assign_all(client, store, storage_options, eps, leaders, True, group["progress/soap"].shape[0],
                           ASSIGNED_GROUP, most_counted(leader_counts, HOT))
     counts = per_gb_counts(results, group["gb/id"].shape[0], len(leaders))
     novel = np.sort(np.concatenate([r["orphans"] for r in results]))
-    rows, with_new, _ = add_orphan_leaders(group, eps, np.full(len(leaders), -1, np.int64), leaders, novel)
-    candidates, candidate_soap = rows[len(leaders):], with_new[len(leaders):]
+    novel_soap = (group["soap"].get_orthogonal_selection((novel, slice(None))) if len(novel)
+                  else np.zeros((0, leaders.shape[1]), np.float32))  # each chunk read once
+    new = greedy_leaders(novel_soap, eps, leaders)  # the rule of the orphan pass, after the bundle's leaders
+    candidates, candidate_soap = novel[new], novel_soap[new]
     candidate_count = np.zeros(len(candidates), np.int64)
     if len(candidates):
-        rows = group["soap"].get_orthogonal_selection((novel, slice(None)))
-        nearest, _ = LeaderSearch(candidate_soap, np.arange(min(HOT, len(candidates)))).search(rows)
+        nearest, _ = LeaderSearch(candidate_soap, np.arange(min(HOT, len(candidates)))).search(novel_soap)
         candidate_count = np.bincount(nearest, minlength=len(candidates))
     out.attrs.update({"eps": eps, "n_unique": len(leaders), "novel_rows": len(novel), "candidates": len(candidates)})
     return Assignment(counts, novel, candidates, candidate_soap, candidate_count, time.perf_counter() - t0)
@@ -272,9 +277,9 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
 
     The run becomes the store's chosen eps if ``choose`` or if the store has none yet.
     """
-    eps = check_eps(eps)
     from gbdist.stages.client import n_worker_threads
 
+    eps = check_eps(eps)
     t0 = time.perf_counter()
     client.run(reset_peak_rss)
     partitions = partitions or 2 * n_worker_threads(client)
@@ -282,12 +287,8 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     log.info("lae eps=%.4f: %d leaders from %d partitions after %.1f s", eps, len(rows), partitions,
              time.perf_counter() - t0)
     group = open_group(store, mode="a", storage_options=storage_options)
-    out = begin_lae_run(group, eps)
+    out = _label_arrays(group, begin_lae_run(group, eps))
     n_rows, n_chunks = group["soap"].shape[0], group["progress/soap"].shape[0]
-    chunk = group["soap"].chunks[0]
-    for name in ("label", "similarity"):
-        out.create_array(name, shape=(n_rows,), chunks=(chunk,), dtype=np.int32 if name == "label" else np.float32,
-                         dimension_names=["lae"], overwrite=True)
     results = _assign_all(client, store, storage_options, eps, vectors, True, n_chunks)
     orphans = np.concatenate([r["orphans"] for r in results])
     log.info("lae eps=%.4f: rows assigned after %.1f s; %d orphan rows", eps, time.perf_counter() - t0, len(orphans))
