@@ -39,6 +39,26 @@ def test_toy_store_rows_match_direct_soap(tmp_path, toy_dumps, scheduler_address
         np.testing.assert_allclose(g["asr"][i], g["soap"][rows].mean(0), atol=1e-6)
 
 
+def test_asr_comes_from_the_soap_tasks_partial_sums_and_an_older_store_reads_the_rows(
+        tmp_path, toy_dumps, scheduler_address):
+    from dask.distributed import Client
+
+    from gbdist.stages.asr import run_asr_stage
+    from gbdist.store.schema import ASR_PARTIAL_GB, ASR_PARTIAL_SUM
+
+    store = tmp_path / "toy.zarr"
+    run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, stages=["soap", "asr"]))
+    g = zarr.open_group(str(store), mode="r+")
+    assert g.attrs["stages"]["asr"]["soap_passes"] == 0  # no row of soap read
+    from_partials = g["asr"][:]
+    del g[ASR_PARTIAL_GB], g[ASR_PARTIAL_SUM]  # as a store written before the partial sums
+    with Client(scheduler_address) as client:
+        run_asr_stage(client, str(store), force=True)
+    g = zarr.open_group(str(store), mode="r")
+    assert g.attrs["stages"]["asr"]["soap_passes"] == 1.0
+    np.testing.assert_array_equal(g["asr"][:], from_partials)
+
+
 def test_rerun_computes_nothing_and_changes_nothing(tmp_path, toy_dumps, scheduler_address):
     store = tmp_path / "toy.zarr"
     job = make_job(store, toy_dumps, scheduler_address, chunk_rows=64)

@@ -3,8 +3,9 @@
 1. Every input file is read and its GB region selected on the workers (a Dask bag);
    the counts give every row offset, written to the store with the LAE atom ids and CNA.
 2. The row space is cut at ``soap`` chunk boundaries; one task per chunk computes exactly
-   its rows (reading each GB it touches) and writes its chunk, its norms and then its
-   ``progress/soap`` flag. No two tasks write the same chunk; a rerun computes only the
+   its rows (reading each GB it touches) and writes its chunk, its norms, its per-GB sums
+   (``partial/asr_*``: the ASR needs no pass of its own) and then its ``progress/soap`` flag.
+   No two tasks write the same chunk; a rerun computes only the
    chunks whose flag is unset.
 """
 
@@ -20,12 +21,21 @@ import zarr
 from pydantic import BaseModel, ConfigDict, Field
 from zarr.codecs import BloscCodec
 
+from gbdist.compute.asr import gb_row_sums
 from gbdist.compute.select import SelectParams, select_gb_region
 from gbdist.compute.soap import SoapParams, n_features, soap_rows, species_symbols, unit_rows
 from gbdist.errors import GbdistError, StoreError
 from gbdist.io import ReadParams, read_structure
 from gbdist.stages.progress import as_completed_with_progress
-from gbdist.store.schema import RowPlan, mark_stage, open_group, stage_done, write_array
+from gbdist.store.schema import (
+    RowPlan,
+    create_asr_partials,
+    mark_stage,
+    open_group,
+    stage_done,
+    write_array,
+    write_asr_partial,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +127,7 @@ def write_plan(group: zarr.Group, inputs: list[dict], selected: list[dict], chun
         group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
                            dimension_names=dims, overwrite=True,
                            compressors=soap_codec if name == "soap" else "auto")
+    create_asr_partials(group, plan, n_feat)
     group.attrs["species"] = species
     return plan
 
@@ -150,6 +161,7 @@ def soap_chunk(k: int, store: str, storage_options: dict | None, params: SoapSta
     unit, norms = unit_rows(out)
     group["soap"][start:stop] = unit
     group["lae/soap_norm"][start:stop] = norms
+    write_asr_partial(group, k, *gb_row_sums(unit, start, plan.offsets))
     group["progress/soap_cpu"][k] = kernel
     group["progress/soap"][k] = 1  # last: the chunk is done only once its data are written
     return {"k": k, "rows": stop - start, "kernel_cpu_s": kernel, "wall_s": time.perf_counter() - t0}

@@ -20,7 +20,10 @@ array                  shape              dtype      meaning
 ``soap``               (lae, feature)     float32    unit-normalised SOAP rows (raw = soap × norm)
 ``asr``                (gb, feature)      float32    mean of each GB's ``soap`` rows
 ``progress/soap``      (soap_chunk,)      uint8      1 once that chunk of ``soap`` is written
-``progress/soap_cpu``  (soap_chunk,)      float64    s, dscribe CPU time of that chunk
+``progress/soap_cpu``  (soap_chunk,)      float64    s, SOAP kernel CPU time of that chunk
+``partial/asr_gb``     (soap_chunk, touch) int32     GB positions chunk k's rows belong to (−1: none)
+``partial/asr_sum``    (soap_chunk, touch, float64   sums of chunk k's unit rows per GB (ASR without
+                       feature)                      a pass over ``soap``)
 =====================  =================  =========  ==============================================
 
 The unique LAEs found at one eps live in the group ``lae_eps_<eps>`` (eps with 4 decimals,
@@ -134,6 +137,15 @@ class RowPlan:
         start = k * self.chunk_rows
         return start, min(start + self.chunk_rows, self.n_rows)
 
+    @property
+    def max_gbs_per_chunk(self) -> int:
+        """Most GBs whose rows one chunk holds (the ``touch`` length of ``partial/asr_*``)."""
+        starts = np.arange(self.n_chunks) * self.chunk_rows
+        stops = np.minimum(starts + self.chunk_rows, self.n_rows)
+        first = np.searchsorted(self.offsets, starts, side="right") - 1
+        last = np.searchsorted(self.offsets, stops, side="left")
+        return int((last - first).max()) if self.n_chunks else 1
+
     def gb_slices(self, start: int, stop: int):
         """(gb position, row start, row stop) for each GB that has rows in [start, stop)."""
         first = int(np.searchsorted(self.offsets, start, side="right")) - 1
@@ -143,6 +155,42 @@ class RowPlan:
             if hi > lo:
                 yield gb, lo, hi
             gb += 1
+
+
+# ---------------------------------------------------------------- ASR partial sums
+ASR_PARTIAL_GB = "partial/asr_gb"
+ASR_PARTIAL_SUM = "partial/asr_sum"
+
+
+def create_asr_partials(group: zarr.Group, plan: RowPlan, n_feat: int) -> None:
+    """Create the (empty) per-chunk ASR partial sums, one chunk of each array per ``soap`` chunk."""
+    touch = plan.max_gbs_per_chunk
+    group.create_array(ASR_PARTIAL_GB, shape=(plan.n_chunks, touch), chunks=(1, touch), dtype=np.int32,
+                       fill_value=-1, dimension_names=["soap_chunk", "touch"], overwrite=True)
+    group.create_array(ASR_PARTIAL_SUM, shape=(plan.n_chunks, touch, n_feat), chunks=(1, touch, n_feat),
+                       dtype=np.float64, fill_value=0.0, dimension_names=["soap_chunk", "touch", "feature"],
+                       overwrite=True)
+
+
+def has_asr_partials(group: zarr.Group) -> bool:
+    """True if the store's SOAP stage wrote per-chunk ASR partial sums (stores before 0.1 did not)."""
+    return ASR_PARTIAL_SUM in group and ASR_PARTIAL_GB in group
+
+
+def write_asr_partial(group: zarr.Group, k: int, gbs: np.ndarray, sums: np.ndarray) -> None:
+    """Write chunk k's per-GB sums: ``gbs`` (m,) GB positions, ``sums`` (m, feature)."""
+    touch = group[ASR_PARTIAL_GB].shape[1]
+    ids = np.full(touch, -1, np.int32)
+    block = np.zeros((touch, sums.shape[1]))
+    ids[:len(gbs)], block[:len(gbs)] = gbs, sums
+    group[ASR_PARTIAL_SUM][k] = block
+    group[ASR_PARTIAL_GB][k] = ids
+
+
+def read_asr_partials(group: zarr.Group) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every chunk's (GB positions, sums), in chunk order."""
+    ids, sums = group[ASR_PARTIAL_GB][:], group[ASR_PARTIAL_SUM][:]
+    return [(i[i >= 0], s[i >= 0]) for i, s in zip(ids, sums)]
 
 
 # ---------------------------------------------------------------- a store predicted with a model bundle
