@@ -132,9 +132,11 @@ def _print_job(report) -> None:
 
 def _lae_rows(table, lae) -> None:
     chosen = "the store's chosen eps" if lae.chosen else "not the store's chosen eps (use --choose)"
-    table.add_row("unique LAEs", f"{lae.n_unique} at eps {lae.eps:.4f} ({lae.n_orphan_leaders} from the orphan pass)")
+    orphans = f" ({lae.n_orphan_leaders} from the orphan pass)" if lae.n_orphan_leaders else ""
+    table.add_row("unique LAEs", f"{lae.n_unique} at eps {lae.eps:.4f}{orphans}")
     table.add_row("eps", chosen)
-    table.add_row("LAE wall", f"{lae.wall_s:.1f} s; peak RSS {lae.peak_rss_gib:.2f} GiB (driver + workers)")
+    table.add_row("LAE wall", f"{lae.wall_s:.1f} s, {lae.soap_passes:.2f} reads of soap; "
+                  f"peak RSS {lae.peak_rss_gib:.2f} GiB (driver + workers)")
 
 
 def _eps_note(eps: float | None) -> str:
@@ -218,7 +220,6 @@ def lae(
                                         "(the store's LAE results and chosen eps are left as they are)"),
     out: Path = typer.Option(Path("lae-sweep.png"), help="PNG of the sweep"),
     workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER, cluster_file: Optional[Path] = CLUSTER,
-    partitions: Optional[int] = _option(LaeOptions, "partitions"),
     verbose: bool = VERBOSE,
 ) -> None:
     """Find the unique local atomic environments, label every LAE and write the LER."""
@@ -232,9 +233,9 @@ def lae(
                 values = parse_sweep(sweep)
             except ValueError as err:
                 raise GbdistError(f"--sweep {sweep}: {err}") from None
-            result = sweep_laes(store, SweepOptions(eps=values, partitions=partitions), out, cluster)
+            result = sweep_laes(store, SweepOptions(eps=values), out, cluster)
         else:
-            report = find_laes(store, LaeOptions(eps=eps, choose=choose, partitions=partitions), cluster)
+            report = find_laes(store, LaeOptions(eps=eps, choose=choose), cluster)
     if sweep:
         table = Table("eps", "unique LAEs", title=f"unique LAEs against eps ({store})")
         for e, n in zip(result.eps, result.counts):

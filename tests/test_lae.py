@@ -116,25 +116,48 @@ def _clustered_store(path, n_gb=5):
     return rows, member, centres
 
 
-def test_distributed_merge_matches_one_partition(tmp_path, scheduler_address, monkeypatch):
+def test_pipelined_discovery_is_the_one_process_greedy_rule_and_reads_each_row_twice(
+        tmp_path, scheduler_address, monkeypatch):
+    from distributed import Client
+
+    import gbdist.stages.lae as stage
+
+    rows, member, centres = _clustered_store(tmp_path / "c.zarr")
+    rng = np.random.default_rng(5)  # a continuum as well, so leaders depend on the row order
+    rows[::3, :3] += rng.normal(size=(len(rows[::3]), 3)).astype(np.float32) * 0.3
+    rows = _unit(rows)
+    zarr.open_group(str(tmp_path / "c.zarr"))["soap"][:] = rows
+    monkeypatch.setattr(stage, "_seed", lambda client, group: centres[0])
+    expected = greedy_leaders(rows, 0.2, centres[0][None, :])
+    with Client(scheduler_address) as client:
+        for ahead in (1, 4):
+            found, rows_read = stage.discover_leaders(client, str(tmp_path / "c.zarr"), None, [0.2, 0.4], ahead)
+            np.testing.assert_array_equal(found[0.2].rows, np.concatenate([[-1], expected]))
+            np.testing.assert_array_equal(found[0.4].rows[1:], greedy_leaders(rows, 0.4, centres[0][None, :]))
+            assert rows_read == len(rows)
+        report = run_lae_stage(client, str(tmp_path / "c.zarr"), eps=0.2)
+    assert report.n_unique == len(expected) + 1 and report.n_orphan_leaders == 0
+    assert report.soap_passes == 2.0  # discovery and assignment, counted by the tasks
+    out = zarr.open_group(str(tmp_path / "c.zarr"))[lae_group_name(0.2)]
+    full = rows.astype(np.float64) @ out["unique/soap"][:].T.astype(np.float64)
+    np.testing.assert_array_equal(out["label"][:], full.argmax(axis=1))
+    np.testing.assert_allclose(out["ler"][:].sum(1), 1, atol=1e-6)
+    assert out["unique/count"][:].sum() == len(rows)
+
+
+def test_well_separated_clusters_get_one_leader_each(tmp_path, scheduler_address, monkeypatch):
     from distributed import Client
 
     import gbdist.stages.lae as stage
 
     rows, member, centres = _clustered_store(tmp_path / "c.zarr")
     monkeypatch.setattr(stage, "_seed", lambda client, group: centres[0])
-    labels = {}
     with Client(scheduler_address) as client:
-        for parts in (1, 4):
-            report = run_lae_stage(client, str(tmp_path / "c.zarr"), eps=0.1, partitions=parts)
-            assert report.n_unique == 8 and report.n_orphan_leaders == 0
-            labels[parts] = zarr.open_group(str(tmp_path / "c.zarr"))[f"{lae_group_name(0.1)}/label"][:]
-    np.testing.assert_array_equal(labels[1], labels[4])
+        report = run_lae_stage(client, str(tmp_path / "c.zarr"), eps=0.1)
+    assert report.n_unique == 8 and report.n_orphan_leaders == 0
     out = zarr.open_group(str(tmp_path / "c.zarr"))[lae_group_name(0.1)]
     leader_cluster = member[out["unique/source"][:]]
-    np.testing.assert_array_equal(leader_cluster[labels[4]], member)
-    np.testing.assert_allclose(out["ler"][:].sum(1), 1, atol=1e-6)
-    assert out["unique/count"][:].sum() == len(rows)
+    np.testing.assert_array_equal(leader_cluster[out["label"][:]], member)
 
 
 def test_lae_stage_on_a_toy_store(tmp_path, toy_dumps, scheduler_address):
@@ -155,8 +178,9 @@ def test_lae_stage_on_a_toy_store(tmp_path, toy_dumps, scheduler_address):
 
 
 def test_orphan_refinement_gives_every_row_its_most_similar_leader(tmp_path, scheduler_address, monkeypatch):
-    """A continuum split over partitions leaves orphans; after refinement each row's label is the
-    most similar of the final leaders, as a search over all of them would give."""
+    """Leaders lost after discovery (as float rounding could lose a row at the threshold) leave
+    orphans; after refinement each row's label is the most similar of the final leaders, as a
+    search over all of them would give."""
     from distributed import Client
 
     import gbdist.stages.lae as stage
@@ -171,9 +195,20 @@ def test_orphan_refinement_gives_every_row_its_most_similar_leader(tmp_path, sch
     rows = _unit(dense)
     g["soap"][:] = rows
     monkeypatch.setattr(stage, "_seed", lambda client, group: np.eye(rows.shape[1], dtype=np.float32)[0])
+    discover = stage.discover_leaders
+
+    def lose_every_third_leader(*args, **kw):
+        found, rows_read = discover(*args, **kw)
+        for leaders in found.values():
+            keep = np.arange(len(leaders.rows)) % 3 != 2
+            leaders.rows, leaders.vectors, leaders.counts = leaders.rows[keep], leaders.vectors[keep], leaders.counts[keep]
+        return found, rows_read
+
+    monkeypatch.setattr(stage, "discover_leaders", lose_every_third_leader)
     with Client(scheduler_address) as client:
-        report = run_lae_stage(client, str(path), eps=0.3, partitions=6)
+        report = run_lae_stage(client, str(path), eps=0.3)
     assert report.n_orphan_leaders > 0, "the scenario needs orphans"
+    assert report.soap_passes > 2.0  # the orphans' chunks and the refinement read rows again, and are counted
     out = zarr.open_group(str(path))[lae_group_name(0.3)]
     full = rows.astype(np.float64) @ out["unique/soap"][:].T.astype(np.float64)
     np.testing.assert_array_equal(out["label"][:], full.argmax(axis=1))

@@ -42,6 +42,44 @@ def most_counted(counts: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-counts, kind="stable")[:k]
 
 
+def _screen(block: np.ndarray, leaders: np.ndarray, index, hot_ids: np.ndarray, thr: float,
+            counts: np.ndarray) -> np.ndarray:
+    """Rows of ``block`` within the threshold of no leader (indices, ascending); adds one to
+    ``counts`` of the leader that covers each other row. The ``hot_ids`` leaders go first
+    (one GEMM), then FAISS (``index`` holds all ``leaders``) screens what is left."""
+    open_rows = np.arange(len(block))
+    if not index.ntotal:
+        return open_rows
+    sims = block @ leaders[hot_ids].T
+    best = sims.argmax(axis=1)
+    covered = sims[np.arange(len(block)), best] >= thr
+    np.add.at(counts, hot_ids[best[covered]], 1)
+    open_rows = open_rows[~covered]
+    if len(open_rows):
+        sim, idx = index.search(block[open_rows], 1)
+        found = sim[:, 0] >= thr
+        np.add.at(counts, idx[found, 0], 1)
+        open_rows = open_rows[~found]
+    return open_rows
+
+
+def uncovered_rows(rows: np.ndarray, eps: float, leaders: np.ndarray,
+                   hot: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows farther than eps from every leader.
+
+    rows : (n, d) and leaders : (n_l, d) float32 unit vectors; hot : leaders compared first
+    (default the first ``HOT``), which only sets the speed.
+
+    Returns (open row indices (m,) int64 ascending, rows covered by each leader (n_l,) int64).
+    """
+    leaders = np.ascontiguousarray(leaders, dtype=np.float32)
+    hot = np.arange(min(HOT, len(leaders))) if hot is None or not len(hot) else np.asarray(hot, np.int64)
+    counts = np.zeros(len(leaders), np.int64)
+    open_rows = _screen(np.ascontiguousarray(rows, dtype=np.float32), leaders, ip_index(leaders), hot,
+                        similarity_threshold(eps), counts)
+    return open_rows.astype(np.int64), counts
+
+
 def greedy_leaders(rows: np.ndarray, eps: float, seed: np.ndarray, batch: int = 2048,
                    hot: int = HOT) -> np.ndarray:
     """Rows that become leaders, in order, when ``rows`` are scanned after the ``seed`` leaders.
@@ -66,21 +104,9 @@ def greedy_leaders(rows: np.ndarray, eps: float, seed: np.ndarray, batch: int = 
     new: list[int] = []
     for start in range(0, len(rows), batch):
         block = np.ascontiguousarray(rows[start:start + batch], dtype=np.float32)
-        open_rows = np.arange(len(block))
-        if index.ntotal:
-            leaders = np.vstack(vectors) if len(vectors) > 1 else vectors[0]
-            vectors = [leaders]
-            hot_ids = most_counted(counts, hot)
-            sims = block @ leaders[hot_ids].T
-            best = sims.argmax(axis=1)
-            covered = sims[np.arange(len(block)), best] >= thr
-            np.add.at(counts, hot_ids[best[covered]], 1)
-            open_rows = open_rows[~covered]
-            if len(open_rows):
-                sim, idx = index.search(block[open_rows], 1)
-                found = sim[:, 0] >= thr
-                np.add.at(counts, idx[found, 0], 1)
-                open_rows = open_rows[~found]
+        leaders = np.vstack(vectors) if len(vectors) > 1 else vectors[0]
+        vectors = [leaders]
+        open_rows = _screen(block, leaders, index, most_counted(counts, hot), thr, counts)
         if not len(open_rows):
             continue
         candidates = block[open_rows]

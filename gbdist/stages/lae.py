@@ -1,17 +1,18 @@
-"""Unique-LAE stage driver: leader discovery over partitions, merge, assignment and LER.
+"""Unique-LAE stage driver: leader discovery, assignment and LER, reading each ``soap`` row twice.
 
-1. Discovery, in parallel: each partition (a run of consecutive ``soap`` chunks) streams
-   its chunks and finds its own leaders, seeded with perfect fcc.
-2. Merge, on the driver: the partitions' leaders, in partition order, go through the same
-   greedy rule (seeded with fcc): the global leaders.
-3. Assignment, in parallel, one task per chunk: each row's most similar global leader
+1. Discovery: the greedy rule over every row in row order, seeded with perfect fcc, exactly
+   as one process would scan them. The workers screen chunks ahead of the driver: each task
+   reads one chunk and returns only its rows that no leader known when it started covers
+   (and how many rows each leader covered). The driver takes the chunks in order, and the
+   greedy rule over those few rows, against every leader found so far, gives the new leaders.
+2. Assignment, in parallel, one task per chunk: each row's most similar leader
    (``LeaderSearch``: the most populated leaders first, FAISS for the rows they do not
-   settle). Rows farther than eps from every leader (possible when a partition's leader
-   was merged away) are gathered and pass through the greedy rule in row order as
-   further leaders. So every row lies within eps of its leader.
-4. Refinement, only where needed: a row at distance δ from its leader L can be closer to
-   a new leader N only if 2δ ≥ d(L, N); only chunks holding such rows are read again,
-   and only those rows are compared with the new leaders.
+   settle). Discovery leaves every row within eps of a leader, so the rows are final.
+3. Only if float rounding leaves a row a hair beyond eps of every leader ("orphans"): those
+   rows pass through the greedy rule as further leaders, and the rows whose stored distance
+   δ allows a change (2δ ≥ d(old leader, new leader)) are compared with them.
+
+Every task reports the rows it read; the run records ``soap_passes`` (rows read ÷ rows).
 
 Results for one eps are written where :mod:`gbdist.store.schema` says (its LAE group); the
 first run in a store, or one run with ``choose=True``, becomes the store's chosen eps.
@@ -37,6 +38,7 @@ from gbdist.compute.leaders import (
     perfect_fcc_soap,
     similarity_threshold,
     soap_distance,
+    uncovered_rows,
 )
 from gbdist.compute.soap import SoapParams
 from gbdist.errors import StoreError
@@ -66,6 +68,7 @@ class LaeReport:
     group: str
     peak_rss_gib: float = 0.0
     chosen: bool = False
+    soap_passes: float = 0.0
 
 
 def _chunk_rows(group: zarr.Group, k: int) -> tuple[int, np.ndarray]:
@@ -75,24 +78,45 @@ def _chunk_rows(group: zarr.Group, k: int) -> tuple[int, np.ndarray]:
     return start, soap[start:start + soap.chunks[0]]
 
 
-def discover_partition(chunks: list[int], store: str, storage_options, eps_values: list[float],
-                       seed: np.ndarray) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """Worker task: leaders of one partition for each eps: {eps: (global rows, vectors)}."""
-    found = {eps: ([], []) for eps in eps_values}
-    group = zarr.open_group(store, mode="r", storage_options=storage_options)
-    for k in chunks:
-        start, rows = _chunk_rows(group, k)
-        for eps in eps_values:
-            idx, vecs = found[eps]
-            prior = np.vstack([seed[None, :], *vecs]) if vecs else seed[None, :]
-            new = greedy_leaders(rows, eps, prior)
-            if len(new):
-                idx.append(start + new)
-                vecs.append(rows[new])
-    return {eps: (np.concatenate(i) if i else np.zeros(0, np.int64),
-                  np.vstack(v) if v else np.zeros((0, len(seed)), np.float32))
-            for eps, (i, v) in found.items()}
+def screen_chunk(k: int, store: str, storage_options, leaders: dict[float, np.ndarray],
+                 hot: dict[float, np.ndarray]) -> dict:
+    """Worker task: for each eps, the rows of chunk k that none of ``leaders[eps]`` covers.
 
+    Returns {"k", "start", "rows_read", eps: (open row indices in the chunk, their vectors,
+    rows covered by each given leader)}.
+    """
+    group = zarr.open_group(store, mode="r", storage_options=storage_options)
+    start, rows = _chunk_rows(group, k)
+    out = {"k": k, "start": start, "rows_read": len(rows)}
+    for eps, vectors in leaders.items():
+        open_rows, covered = uncovered_rows(rows, eps, vectors, hot[eps])
+        out[eps] = (open_rows, rows[open_rows], covered)
+    return out
+
+
+@dataclass
+class Leaders:
+    """Leaders found so far at one eps: source rows (−1 for the fcc seed), vectors, populations."""
+
+    rows: np.ndarray
+    vectors: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def seeded(cls, seed: np.ndarray) -> Leaders:
+        return cls(np.array([-1], np.int64), seed[None, :].astype(np.float32), np.zeros(1, np.int64))
+
+    def hot(self) -> np.ndarray:
+        return most_counted(self.counts, HOT)
+
+    def take(self, eps: float, start: int, open_rows: np.ndarray, vectors: np.ndarray, covered: np.ndarray) -> None:
+        """Add a screened chunk: its open rows through the greedy rule against all leaders so far."""
+        self.counts[:len(covered)] += covered
+        new = greedy_leaders(vectors, eps, self.vectors)
+        if len(new):
+            self.rows = np.concatenate([self.rows, start + open_rows[new]])
+            self.vectors = np.vstack([self.vectors, vectors[new]])
+            self.counts = np.concatenate([self.counts, np.ones(len(new), np.int64)])
 
 def _chunk_summary(group: zarr.Group, start: int, labels: np.ndarray, sims: np.ndarray, eps: float) -> dict:
     """Per-GB leader counts, orphan rows and the most fcc-like row of one labelled chunk."""
@@ -102,17 +126,6 @@ def _chunk_summary(group: zarr.Group, start: int, labels: np.ndarray, sims: np.n
     best = (float(sims[fcc_rows].max()), start + int(fcc_rows[np.argmax(sims[fcc_rows])])) if len(fcc_rows) else None
     orphans = start + np.flatnonzero(sims < similarity_threshold(eps))
     return {"pairs": pairs, "counts": counts, "orphans": orphans, "best_fcc": best}
-
-
-def hot_leaders(store: str, storage_options, leaders: np.ndarray, samples: int = 4) -> np.ndarray:
-    """Worker task: the ``HOT`` leaders most rows of a few evenly spaced chunks fall to."""
-    group = zarr.open_group(store, mode="r", storage_options=storage_options)
-    n_chunks = -(-group["soap"].shape[0] // group["soap"].chunks[0])
-    counts = np.zeros(len(leaders), np.int64)
-    for k in np.unique(np.linspace(0, n_chunks - 1, samples).round().astype(int)):
-        _, labels = ip_index(leaders).search(_chunk_rows(group, int(k))[1], 1)
-        counts += np.bincount(labels[:, 0], minlength=len(leaders))
-    return most_counted(counts, HOT)
 
 
 def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray, hot: np.ndarray,
@@ -126,7 +139,7 @@ def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.nd
         out = group[out_group or lae_group_name(eps)]
         out["label"][start:start + len(rows)] = labels
         out["similarity"][start:start + len(rows)] = sims
-    return {"k": k, **_chunk_summary(group, start, labels, sims, eps)}
+    return {"k": k, "rows_read": len(rows), **_chunk_summary(group, start, labels, sims, eps)}
 
 
 def refine_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray, n_old: int) -> dict:
@@ -141,19 +154,17 @@ def refine_chunk(k: int, store: str, storage_options, eps: float, leaders: np.nd
     old, new = leaders[:n_old].astype(np.float64), leaders[n_old:].astype(np.float64)
     reach = soap_distance(old @ new.T).min(axis=1) - DISTANCE_MARGIN
     risk = np.flatnonzero(2.0 * soap_distance(sims) >= reach[labels])
+    rows_read = 0
     if len(risk):
-        s, i = ip_index(leaders[n_old:]).search(np.ascontiguousarray(_chunk_rows(group, k)[1][risk]), 1)
+        chunk_start, rows = _chunk_rows(group, k)
+        rows_read = len(rows)
+        s, i = ip_index(leaders[n_old:]).search(np.ascontiguousarray(rows[risk]), 1)
         better = s[:, 0] > sims[risk]
         if better.any():
             labels[risk[better]], sims[risk[better]] = n_old + i[better, 0], s[better, 0]
             out["label"][start:start + len(labels)] = labels
             out["similarity"][start:start + len(sims)] = sims
-    return {"k": k, "read": bool(len(risk)), **_chunk_summary(group, start, labels, sims, eps)}
-
-
-def _partitions(n_chunks: int, n_parts: int) -> list[list[int]]:
-    bounds = np.linspace(0, n_chunks, n_parts + 1).round().astype(int)
-    return [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    return {"k": k, "rows_read": rows_read, **_chunk_summary(group, start, labels, sims, eps)}
 
 
 def _seed(client, group) -> np.ndarray:
@@ -163,26 +174,39 @@ def _seed(client, group) -> np.ndarray:
     return client.submit(perfect_fcc_soap, params, list(group.attrs["species"]), pure=False).result()
 
 
-def discover_leaders(client, store, storage_options, eps_values, partitions: int):
-    """Global leaders per eps after discovery and merge: {eps: (rows, vectors)}; row −1 is fcc."""
+def discover_leaders(client, store, storage_options, eps_values, ahead: int | None = None) -> tuple[dict, int]:
+    """Leaders per eps by the greedy rule over all rows in row order: ({eps: Leaders}, rows read).
+
+    ``ahead`` chunks are screened on the workers at a time (default 2 per worker thread + 1);
+    the result does not depend on it.
+    """
+    from gbdist.stages.client import n_worker_threads
+    from gbdist.stages.progress import with_progress
+
     group = open_group(store, mode="r", storage_options=storage_options)
     if not stage_done(group, "soap"):
         raise StoreError(f"{store}: the soap stage is not complete; run it first")
     seed = _seed(client, group)
+    found = {eps: Leaders.seeded(seed) for eps in eps_values}
     n_chunks = group["progress/soap"].shape[0]
-    parts = _partitions(n_chunks, partitions)
-    futures = client.map(discover_partition, parts, store=store, storage_options=storage_options,
-                         eps_values=list(eps_values), seed=seed, pure=False)
-    order = {f.key: i for i, f in enumerate(futures)}
-    found = sorted(((order[f.key], f.result()) for f in as_completed_with_progress(futures, "lae discover")),
-                   key=lambda r: r[0])
-    leaders = {}
-    for eps in eps_values:
-        rows = np.concatenate([p[eps][0] for _, p in found])
-        vecs = np.vstack([p[eps][1] for _, p in found])
-        keep = greedy_leaders(vecs, eps, seed[None, :])
-        leaders[eps] = (np.concatenate([[-1], rows[keep]]), np.vstack([seed[None, :], vecs[keep]]))
-    return leaders
+    ahead = ahead or 2 * n_worker_threads(client) + 1
+    pending, rows_read = {}, 0
+
+    def submit(k: int) -> None:
+        pending[k] = client.submit(screen_chunk, k, store, storage_options,
+                                   {eps: f.vectors for eps, f in found.items()},
+                                   {eps: f.hot() for eps, f in found.items()}, pure=False)
+
+    for k in range(min(ahead, n_chunks)):
+        submit(k)
+    for k in with_progress(range(n_chunks), "lae discover"):
+        result = pending.pop(k).result()
+        rows_read += result["rows_read"]
+        for eps, leaders in found.items():
+            leaders.take(eps, result["start"], *result[eps])
+        if k + ahead < n_chunks:
+            submit(k + ahead)  # with every leader found so far: fewer open rows come back
+    return found, rows_read
 
 
 def _label_arrays(group: zarr.Group, out: zarr.Group) -> zarr.Group:
@@ -193,9 +217,7 @@ def _label_arrays(group: zarr.Group, out: zarr.Group) -> zarr.Group:
     return out
 
 
-def _assign_all(client, store, storage_options, eps, vectors, write, n_chunks, out_group=None, hot=None):
-    if hot is None:
-        hot = client.submit(hot_leaders, store, storage_options, vectors, pure=False).result()
+def _assign_all(client, store, storage_options, eps, vectors, hot, write, n_chunks, out_group=None):
     vec_future = client.scatter(vectors, broadcast=True)
     futures = client.map(assign_chunk, range(n_chunks), store=store, storage_options=storage_options,
                          eps=eps, leaders=vec_future, hot=hot, write=write, out_group=out_group, pure=False)
@@ -238,8 +260,8 @@ def assign_to_dictionary(client, store: str, eps: float, leaders: np.ndarray, le
     if not stage_done(group, "soap"):
         raise StoreError(f"{store}: the soap stage is not complete; run it first")
     out = _label_arrays(group, group.require_group(ASSIGNED_GROUP))
-    results = _assign_all(client, store, storage_options, eps, leaders, True, group["progress/soap"].shape[0],
-                          ASSIGNED_GROUP, most_counted(leader_counts, HOT))
+    results = _assign_all(client, store, storage_options, eps, leaders, most_counted(leader_counts, HOT), True,
+                          group["progress/soap"].shape[0], ASSIGNED_GROUP)
     counts = per_gb_counts(results, group["gb/id"].shape[0], len(leaders))
     novel = np.sort(np.concatenate([r["orphans"] for r in results]))
     novel_soap = (group["soap"].get_orthogonal_selection((novel, slice(None))) if len(novel)
@@ -262,48 +284,53 @@ def _refine_all(client, store, storage_options, eps, vectors, n_old, n_chunks):
 
 
 def add_orphan_leaders(group, eps, rows, vectors, orphans):
-    """Orphan rows (beyond eps of every leader) through the greedy rule, in row order."""
+    """Orphan rows (beyond eps of every leader) through the greedy rule, in row order.
+
+    Returns (leader rows, leader vectors, new leaders, rows of ``soap`` read: whole chunks)."""
     if not len(orphans):
-        return rows, vectors, 0
+        return rows, vectors, 0, 0
     orphans = np.sort(orphans)
     orphan_vecs = group["soap"].get_orthogonal_selection((orphans, slice(None)))  # each chunk read once
+    chunk = group["soap"].chunks[0]
+    rows_read = sum(min(chunk, group["soap"].shape[0] - c * chunk) for c in np.unique(orphans // chunk))
     new = greedy_leaders(orphan_vecs, eps, vectors)
-    return np.concatenate([rows, orphans[new]]), np.vstack([vectors, orphan_vecs[new]]), len(new)
+    return np.concatenate([rows, orphans[new]]), np.vstack([vectors, orphan_vecs[new]]), len(new), rows_read
 
 
 def run_lae_stage(client, store: str, eps: float, storage_options: dict | None = None,
-                  partitions: int | None = None, choose: bool = False) -> LaeReport:
+                  choose: bool = False) -> LaeReport:
     """Find the unique LAEs at ``eps``, label every row, write the LER; see the module doc.
 
     The run becomes the store's chosen eps if ``choose`` or if the store has none yet.
     """
-    from gbdist.stages.client import n_worker_threads
-
     eps = check_eps(eps)
     t0 = time.perf_counter()
     client.run(reset_peak_rss)
-    partitions = partitions or 2 * n_worker_threads(client)
-    rows, vectors = discover_leaders(client, store, storage_options, [eps], partitions)[eps]
-    log.info("lae eps=%.4f: %d leaders from %d partitions after %.1f s", eps, len(rows), partitions,
-             time.perf_counter() - t0)
+    found, rows_read = discover_leaders(client, store, storage_options, [eps])
+    leaders = found[eps]
+    rows, vectors = leaders.rows, leaders.vectors
+    log.info("lae eps=%.4f: %d leaders after %.1f s", eps, len(rows), time.perf_counter() - t0)
     group = open_group(store, mode="a", storage_options=storage_options)
     out = _label_arrays(group, begin_lae_run(group, eps))
     n_rows, n_chunks = group["soap"].shape[0], group["progress/soap"].shape[0]
-    results = _assign_all(client, store, storage_options, eps, vectors, True, n_chunks)
+    results = _assign_all(client, store, storage_options, eps, vectors, leaders.hot(), True, n_chunks)
+    rows_read += sum(r["rows_read"] for r in results)
     orphans = np.concatenate([r["orphans"] for r in results])
     log.info("lae eps=%.4f: rows assigned after %.1f s; %d orphan rows", eps, time.perf_counter() - t0, len(orphans))
     n_old = len(rows)
-    rows, vectors, n_orphan = add_orphan_leaders(group, eps, rows, vectors, orphans)
+    rows, vectors, n_orphan, orphan_read = add_orphan_leaders(group, eps, rows, vectors, orphans)
+    rows_read += orphan_read
     if n_orphan:
         results = _refine_all(client, store, storage_options, eps, vectors, n_old, n_chunks)
-        log.info("lae eps=%.4f: %d orphan leaders; %d of %d chunks read again; %.1f s", eps, n_orphan,
-                 sum(r["read"] for r in results), n_chunks, time.perf_counter() - t0)
+        rows_read += sum(r["rows_read"] for r in results)
+        log.info("lae eps=%.4f: %d orphan leaders; %.1f s", eps, n_orphan, time.perf_counter() - t0)
     _write_unique(group, out, eps, rows, vectors, results)
     wall = time.perf_counter() - t0
     peak = _peak_rss_gib(client)
-    chosen = record_lae_run(group, eps, {"n_unique": len(rows), "orphan_leaders": n_orphan, "partitions": partitions,
+    passes = rows_read / max(n_rows, 1)
+    chosen = record_lae_run(group, eps, {"n_unique": len(rows), "orphan_leaders": n_orphan, "soap_passes": passes,
                                          "wall_s": wall, "peak_rss_gib": peak}, choose)  # last, after the data
-    return LaeReport(eps, n_rows, len(rows), n_orphan, wall, lae_group_name(eps), peak, chosen)
+    return LaeReport(eps, n_rows, len(rows), n_orphan, wall, lae_group_name(eps), peak, chosen, passes)
 
 
 def _peak_rss_gib(client) -> float:
@@ -312,9 +339,8 @@ def _peak_rss_gib(client) -> float:
     return (sum(workers.values()) + peak_rss_bytes()) / 2**30
 
 
-def run_lae_sweep(client, store: str, eps_values: list[float], png, partitions: int | None = None,
-                  storage_options: dict | None = None):
-    """Unique-LAE count for every eps (discovery, merge and orphan pass; no labels written).
+def run_lae_sweep(client, store: str, eps_values: list[float], png, storage_options: dict | None = None):
+    """Unique-LAE count for every eps (one discovery pass for all of them; no labels written).
 
     Saves the count-vs-eps curve to ``png``; returns (counts, eps at the knee).
     """
@@ -324,19 +350,9 @@ def run_lae_sweep(client, store: str, eps_values: list[float], png, partitions: 
     import matplotlib.pyplot as plt
 
     from gbdist.compute.leaders import knee
-    from gbdist.stages.client import n_worker_threads
 
-    partitions = partitions or 2 * n_worker_threads(client)
-    leaders = discover_leaders(client, store, storage_options, eps_values, partitions)
-    group = open_group(store, mode="r", storage_options=storage_options)
-    n_chunks = group["progress/soap"].shape[0]
-    counts = []
-    for eps in eps_values:
-        rows, vectors = leaders[eps]
-        results = _assign_all(client, store, storage_options, eps, vectors, False, n_chunks)
-        orphans = np.concatenate([r["orphans"] for r in results])
-        rows, vectors, _ = add_orphan_leaders(group, eps, rows, vectors, orphans)
-        counts.append(len(rows))
+    found, _ = discover_leaders(client, store, storage_options, eps_values)
+    counts = [len(found[eps].rows) for eps in eps_values]
     best = eps_values[knee(np.asarray(eps_values), np.asarray(counts))]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.semilogy(eps_values, counts, "o-")

@@ -28,11 +28,10 @@ STAGES = ("soap", "asr", "lae")
 
 
 class LaeParams(BaseModel):
-    """Unique-LAE discovery: SOAP distance threshold and discovery partitions (default 2 per worker thread)."""
+    """Unique-LAE discovery: the SOAP distance threshold."""
 
     model_config = ConfigDict(extra="forbid")
     eps: float = Field(0.032, gt=0, lt=2)
-    partitions: int | None = Field(None, ge=1)
 
 
 class GenerateJob(GenerateParams):
@@ -154,8 +153,7 @@ def run_job(job: JobConfig) -> JobReport:
                 choose_eps(open_group(job.store, mode="a", storage_options=job.storage_options), job.store, job.lae.eps)
                 report.skipped.append(f"lae eps={job.lae.eps}")
             else:
-                report.lae = run_lae_stage(client, job.store, job.lae.eps, job.storage_options, job.lae.partitions,
-                                           choose=True)
+                report.lae = run_lae_stage(client, job.store, job.lae.eps, job.storage_options, choose=True)
     report.wall_s = time.perf_counter() - t0
     return report
 

@@ -16,13 +16,12 @@ from gbdist.store.schema import open_group
 
 
 class LaeOptions(BaseModel):
-    """One lae run: eps (SOAP distance threshold), whether it becomes the store's chosen eps, partitions."""
+    """One lae run: eps (SOAP distance threshold) and whether it becomes the store's chosen eps."""
 
     model_config = ConfigDict(extra="forbid")
     eps: float = Field(0.032, gt=0, lt=2, description="SOAP distance threshold for unique LAEs, in (0, 2)")
     choose: bool = Field(False, description="make this eps the store's chosen one (the LER later commands use); "
                          "the first LAE run in a store is chosen anyway")
-    partitions: int | None = Field(None, ge=1, description="discovery partitions (default: 2 per worker thread)")
 
 
 class SweepOptions(BaseModel):
@@ -30,7 +29,6 @@ class SweepOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     eps: list[float] = Field(min_length=2)
-    partitions: int | None = Field(None, ge=1)
 
     @field_validator("eps")
     @classmethod
@@ -58,7 +56,7 @@ def find_laes(store: str, options: LaeOptions | None = None, cluster: ClusterCon
     options = options or LaeOptions()
     open_group(store, storage_options=storage_options)  # a clear error, before any lock file, if it is no store
     with store_lock(store), dask_client(cluster or ClusterConfig()) as client:
-        return run_lae_stage(client, store, options.eps, storage_options, options.partitions, options.choose)
+        return run_lae_stage(client, store, options.eps, storage_options, options.choose)
 
 
 @dataclass
@@ -76,5 +74,5 @@ def sweep_laes(store: str, options: SweepOptions, png: str | Path, cluster: Clus
     """Count unique LAEs for every eps of ``options`` (no labels written); save the curve to ``png``."""
     open_group(store, storage_options=storage_options)
     with store_lock(store), dask_client(cluster or ClusterConfig()) as client:
-        counts, knee = run_lae_sweep(client, store, options.eps, png, options.partitions, storage_options)
+        counts, knee = run_lae_sweep(client, store, options.eps, png, storage_options)
     return SweepResult(list(options.eps), counts, knee, Path(png))

@@ -52,16 +52,15 @@ def test_every_stage_on_an_s3_store(tmp_path, s3_endpoint, scheduler_address, le
     endpoint, options = s3_endpoint
     inputs = toy_inputs(tmp_path, 3, seed=60)
     local = tmp_path / "local.zarr"
-    run_job(make_job(local, inputs, scheduler_address, chunk_rows=64, lae={"partitions": 2}))
+    run_job(make_job(local, inputs, scheduler_address, chunk_rows=64))
 
     url = "s3://gbdist/toy.zarr"
     _gbdist("soap", *inputs, "--store", url, "--workers", "1", "--chunk-rows", "64", endpoint=endpoint)
-    _gbdist("lae", "--store", url, "--workers", "1", "--partitions", "2", endpoint=endpoint)
+    _gbdist("lae", "--store", url, "--workers", "1", endpoint=endpoint)
     assert array_digests(url, options) == array_digests(local), "the S3 store holds what the local one does"
 
     # Job files carry storage_options instead of the environment; a rerun computes nothing.
-    report = run_job(make_job(url, inputs, scheduler_address, chunk_rows=64, lae={"partitions": 2},
-                              storage_options=options))
+    report = run_job(make_job(url, inputs, scheduler_address, chunk_rows=64, storage_options=options))
     assert report.soap is None or report.soap.chunks_computed == 0
 
     # Learning and explain on a remote copy of the learning store.

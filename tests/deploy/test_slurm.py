@@ -34,8 +34,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def _job_file(path: Path, store: Path, inputs, cluster: dict | None = None) -> Path:
-    job = {"store": str(store), "inputs": [str(p) for p in inputs], "chunk_rows": 16, "stages": ["soap", "asr", "lae"],
-           "lae": {"partitions": 2}}  # leaders depend on the partitioning, not on the workers
+    job = {"store": str(store), "inputs": [str(p) for p in inputs], "chunk_rows": 16,
+           "stages": ["soap", "asr", "lae"]}  # leaders follow the row order, whatever the workers
     if cluster:
         job["cluster"] = cluster
     path.write_text(yaml.safe_dump(job))
@@ -45,7 +45,7 @@ def _job_file(path: Path, store: Path, inputs, cluster: dict | None = None) -> P
 def test_soap_job_on_slurm_worker_jobs(tmp_path, scheduler_address):
     inputs = toy_inputs(tmp_path, 4, seed=40)
     reference = tmp_path / "local.zarr"
-    run_job(make_job(reference, inputs, scheduler_address, chunk_rows=16, lae={"partitions": 2}))
+    run_job(make_job(reference, inputs, scheduler_address, chunk_rows=16))
 
     logs = tmp_path / "slurm-logs"
     cluster = tmp_path / "slurm.yaml"
@@ -68,7 +68,7 @@ def test_soap_job_on_slurm_worker_jobs(tmp_path, scheduler_address):
 def test_sbatch_script_runs_a_whole_job(tmp_path, scheduler_address):
     inputs = toy_inputs(tmp_path, 2, seed=50)
     reference = tmp_path / "local.zarr"
-    run_job(make_job(reference, inputs, scheduler_address, chunk_rows=16, lae={"partitions": 2}))
+    run_job(make_job(reference, inputs, scheduler_address, chunk_rows=16))
 
     store = tmp_path / "sbatch.zarr"
     job = _job_file(tmp_path / "job.yaml", store, inputs)
