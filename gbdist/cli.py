@@ -33,7 +33,7 @@ console = Console(stderr=True)
 
 # option names on the command line where they differ from the model's field names
 _FLAGS = {"klass": "--class", "properties": "--property", "representations": "--representation",
-          "property": "--property", "features": "--features"}
+          "property": "--property", "features": "--features", "backend": "--soap-backend"}
 
 
 def _flag(field: str) -> str:
@@ -173,7 +173,10 @@ def _run(job) -> None:
 
 @app.command()
 def run(job_file: Path = typer.Argument(..., help="job file (YAML)"),
-        cluster_file: Optional[Path] = CLUSTER, verbose: bool = VERBOSE) -> None:
+        cluster_file: Optional[Path] = CLUSTER,
+        soap_backend: Optional[str] = typer.Option(None, "--soap-backend",
+                                                   help="dscribe or featomic, instead of the job's soap.backend"),
+        verbose: bool = VERBOSE) -> None:
     """Run the stages of a job file (on the cluster of --cluster, if given, instead of the job's)."""
     from gbdist.workflows.job import load_job
 
@@ -182,7 +185,14 @@ def run(job_file: Path = typer.Argument(..., help="job file (YAML)"),
         job = load_job(job_file)
         if cluster_file is not None:
             job.cluster = _cluster_config(None, None, cluster_file)
+        if soap_backend is not None:
+            job = _with_backend(job, soap_backend)
     _run(job)
+
+
+def _with_backend(job, backend: str):
+    """The job with ``soap.backend`` set (validated: a bad name exits 2 naming --soap-backend)."""
+    return job.model_copy(update={"soap": SoapParams(**(job.soap.model_dump() | {"backend": backend}))})
 
 
 @app.command()
@@ -197,6 +207,7 @@ def soap(
     n_max: int = _option(SoapParams, "n_max", help="SOAP radial basis size"),
     l_max: int = _option(SoapParams, "l_max", help="SOAP maximum angular degree"),
     sigma: float = _option(SoapParams, "sigma", help="SOAP Gaussian width, Å"),
+    soap_backend: str = _option(SoapParams, "backend", "--soap-backend", help="SOAP code: dscribe or featomic"),
     chunk_rows: int = _option(SoapStageParams, "chunk_rows"),
     verbose: bool = VERBOSE,
 ) -> None:
@@ -206,7 +217,8 @@ def soap(
     _setup_logging(verbose)
     with _user_errors():
         job = JobConfig(store=store, inputs=inputs, read={"element": element}, select={"pad": pad, "normal": normal},
-                        soap={"r_cut": r_cut, "n_max": n_max, "l_max": l_max, "sigma": sigma}, chunk_rows=chunk_rows,
+                        soap={"r_cut": r_cut, "n_max": n_max, "l_max": l_max, "sigma": sigma, "backend": soap_backend},
+                        chunk_rows=chunk_rows,
                         cluster=_cluster_config(workers, scheduler, cluster_file), stages=["soap", "asr"])
     _run(job)
 

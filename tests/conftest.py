@@ -13,6 +13,15 @@ from gbdist.io.lammps import write_lammps_dump
 from gbdist.structure import Structure
 
 ROOT = Path(__file__).resolve().parents[1]
+
+try:
+    import featomic  # noqa: F401
+    _NO_FEATOMIC = False
+except ImportError:
+    _NO_FEATOMIC = True
+BACKENDS = ["dscribe", pytest.param("featomic", marks=pytest.mark.skipif(
+    _NO_FEATOMIC, reason="featomic is an optional extra (pip install -e '.[featomic]')"))]
+"""The SOAP backends, for tests that run with each."""
 OLMSTED = ROOT.parent / "shared" / "data" / "olmsted"
 
 
@@ -95,12 +104,12 @@ def toy_inputs(folder, n: int, seed: int) -> list:
     return paths
 
 
-def soap_command(store, inputs) -> list[str]:
+def soap_command(store, inputs, backend: str = "dscribe") -> list[str]:
     """``gbdist soap`` as a subprocess command: one worker, 16-row chunks (many small tasks)."""
     import sys
 
     return [sys.executable, "-m", "gbdist.cli", "soap", *map(str, inputs), "--store", str(store),
-            "--workers", "1", "--chunk-rows", "16", "--no-verbose"]
+            "--workers", "1", "--chunk-rows", "16", "--soap-backend", backend, "--no-verbose"]
 
 
 def soap_flags(store):

@@ -59,6 +59,60 @@ def test_asr_comes_from_the_soap_tasks_partial_sums_and_an_older_store_reads_the
     np.testing.assert_array_equal(g["asr"][:], from_partials)
 
 
+def test_featomic_backend_gives_its_own_soap_rows_and_a_store_refuses_a_mixed_backend(
+        tmp_path, toy_dumps, scheduler_address):
+    pytest.importorskip("featomic", reason="featomic is an optional extra (pip install -e '.[featomic]')")
+    import featomic
+    import metatensor
+
+    from gbdist.compute.soap import n_features
+
+    store = tmp_path / "featomic.zarr"
+    run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, soap={"backend": "featomic", "n_max": 6,
+                                                                              "l_max": 4}))
+    g = zarr.open_group(str(store), mode="r")
+    assert g.attrs["soap_backend"] == {"name": "featomic", "version": featomic.__version__}
+    params = SoapParams(backend="featomic", n_max=6, l_max=4)
+    assert g["soap"].shape[1] == n_features(params, ["Ni"]) == 6 * 6 * 5
+    offsets = g["gb/offset"][:]
+    for i, path in enumerate(toy_dumps[:2]):  # featomic itself on the whole structure, made periodic by hand
+        s = read_structure(path)
+        centres = select_gb_region(s).centres
+        atoms = s.to_ase()
+        atoms.positions[:, 0] += 20.0
+        atoms.cell[0, 0] = atoms.positions[:, 0].max() + 20.0
+        atoms.pbc = True
+        calc = featomic.SoapPowerSpectrum(
+            cutoff={"radius": 5.0, "smoothing": {"type": "ShiftedCosine", "width": 0.5}},
+            density={"type": "Gaussian", "width": 0.5},
+            basis={"type": "TensorProduct", "max_angular": 4, "radial": {"type": "Gto", "max_radial": 5}})
+        tensor = calc.compute(atoms, selected_samples=metatensor.Labels(["atom"], centres.reshape(-1, 1).astype(np.int32)))
+        direct = tensor.keys_to_samples("center_type").keys_to_properties(["neighbor_1_type", "neighbor_2_type"]).block()
+        rows = slice(offsets[i], offsets[i + 1])
+        raw = g["soap"][rows] * g["lae/soap_norm"][rows][:, None]
+        np.testing.assert_allclose(raw, direct.values, rtol=1e-5, atol=1e-5 * np.abs(direct.values).max())
+    with pytest.raises(StoreError, match="other read/select/SOAP parameters"):
+        run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, soap={"n_max": 6, "l_max": 4}))
+
+
+def test_asking_for_featomic_without_it_installed_is_a_clear_error(monkeypatch):
+    import builtins
+
+    from gbdist.compute.soap import backend_version
+    from gbdist.errors import GbdistError
+
+    real_import = builtins.__import__
+
+    def no_featomic(name, *args, **kw):
+        if name == "featomic":
+            raise ImportError("No module named 'featomic'")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_featomic)
+    with pytest.raises(GbdistError, match=r"featomic is not installed; pip install 'gbdist\[featomic\]'"):
+        backend_version(SoapParams(backend="featomic"))
+
+
 def test_rerun_computes_nothing_and_changes_nothing(tmp_path, toy_dumps, scheduler_address):
     store = tmp_path / "toy.zarr"
     job = make_job(store, toy_dumps, scheduler_address, chunk_rows=64)

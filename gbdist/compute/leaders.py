@@ -184,15 +184,14 @@ def perfect_fcc_soap(soap_params, species: list[str], element: str | None = None
     from ase.build import bulk
     from ase.data import atomic_numbers, reference_states
 
-    from gbdist.compute.soap import make_soap
+    from gbdist.compute.soap import atoms_soap
 
     element = element or species[0]
     ref = reference_states[atomic_numbers[element]]
     if not ref or ref.get("symmetry") != "fcc":
         raise ValueError(f"{element} is not fcc in ASE's reference states; give an fcc element for the seed")
     atoms = bulk(element, "fcc", a=ref["a"], cubic=True)
-    row = make_soap(soap_params, species, periodic=True).create(atoms, centers=[0])
-    row = np.asarray(row, dtype=np.float64).reshape(-1)
+    row = atoms_soap(atoms, np.array([0]), soap_params, species).astype(np.float64).reshape(-1)
     return (row / np.linalg.norm(row)).astype(np.float32)
 
 

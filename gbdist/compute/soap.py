@@ -1,19 +1,36 @@
-"""The SOAP descriptor: parameters → dscribe SOAP, and SOAP rows for chosen centres of a structure."""
+"""The SOAP descriptor: parameters → a SOAP kernel (dscribe or featomic), and SOAP rows for chosen
+centres of a structure.
+
+Both backends compute the SOAP power spectrum with a GTO radial basis and Gaussian densities
+of width ``sigma``; their vectors differ (featomic has a smooth cutoff, a shifted cosine over
+the last ``FEATOMIC_SMOOTHING`` Å, and keeps the full n1 × n2 block, so it is about twice as
+long), so a store holds one backend only.
+"""
 
 from __future__ import annotations
 
 import time
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
+from ase import Atoms
 from ase.data import chemical_symbols
 from pydantic import BaseModel, ConfigDict, Field
 
+from gbdist.errors import GbdistError
 from gbdist.structure import Structure
+
+FEATOMIC_SMOOTHING = 0.5
+"""Å, width of featomic's shifted-cosine cutoff smoothing (ends at r_cut)."""
+
+FEATOMIC_VACUUM = 6.0
+"""Å of vacuum each side of an open normal: featomic needs every axis periodic, and a gap
+over r_cut keeps the periodic images out of every environment."""
 
 
 class SoapParams(BaseModel):
-    """SOAP power-spectrum parameters (dscribe). Defaults follow the paper's 5 Å cutoff."""
+    """SOAP power-spectrum parameters. Defaults follow the paper's 5 Å cutoff."""
 
     model_config = ConfigDict(extra="forbid")
     r_cut: float = Field(5.0, gt=1.0, description="Å")
@@ -22,6 +39,28 @@ class SoapParams(BaseModel):
     sigma: float = Field(0.5, gt=0, description="Å, Gaussian width")
     rbf: str = "gto"
     crop: bool = Field(True, description="crop the environment along an open normal (identical values, faster)")
+    backend: Literal["dscribe", "featomic"] = Field("dscribe", description="the SOAP code (featomic: pip install "
+                                                    "'gbdist[featomic]')")
+
+
+def backend_version(params: SoapParams) -> dict:
+    """{"name", "version"} of the SOAP code ``params`` use; a clear error if it is not installed."""
+    from importlib.metadata import version
+
+    if params.backend == "featomic":
+        _featomic()
+    return {"name": params.backend, "version": version(params.backend)}
+
+
+def _featomic():
+    import os
+
+    os.environ.setdefault("RAYON_NUM_THREADS", "1")  # one structure per core, like dscribe (before featomic loads)
+    try:
+        import featomic
+    except ImportError:
+        raise GbdistError("soap.backend featomic: featomic is not installed; pip install 'gbdist[featomic]'") from None
+    return featomic
 
 
 @lru_cache(maxsize=8)
@@ -40,9 +79,53 @@ def make_soap(params: SoapParams, species: list[str], periodic: bool = True):
                  tuple(sorted(species)), periodic)
 
 
+@lru_cache(maxsize=8)
+def _featomic_soap(r_cut, n_max, l_max, sigma):
+    return _featomic().SoapPowerSpectrum(
+        cutoff={"radius": r_cut, "smoothing": {"type": "ShiftedCosine", "width": FEATOMIC_SMOOTHING}},
+        density={"type": "Gaussian", "width": sigma},
+        basis={"type": "TensorProduct", "max_angular": l_max, "radial": {"type": "Gto", "max_radial": n_max - 1}})
+
+
 def n_features(params: SoapParams, species: list[str]) -> int:
     """Length of one SOAP vector."""
+    if params.backend == "featomic":
+        n = len(species)
+        return n * (n + 1) // 2 * params.n_max ** 2 * (params.l_max + 1)
     return make_soap(params, species).get_number_of_features()
+
+
+def _featomic_rows(atoms: Atoms, centres: np.ndarray, params: SoapParams, species: list[str]) -> np.ndarray:
+    """featomic SOAP rows (len(centres), n_features) of ``atoms`` (every axis periodic)."""
+    import metatensor
+
+    calculator = _featomic_soap(params.r_cut, params.n_max, params.l_max, params.sigma)
+    samples = metatensor.Labels(["atom"], np.asarray(centres, dtype=np.int32).reshape(-1, 1))
+    tensor = calculator.compute(atoms, selected_samples=samples)
+    numbers = sorted(int(Atoms(s).numbers[0]) for s in species)
+    pairs = metatensor.Labels(["neighbor_1_type", "neighbor_2_type"],
+                              np.array([(a, b) for i, a in enumerate(numbers) for b in numbers[i:]], np.int32))
+    block = tensor.keys_to_properties(pairs).keys_to_samples("center_type").block()
+    order = np.argsort(block.samples.column("atom"))  # the centres' order, whatever the centre types
+    return np.asarray(block.values, dtype=np.float32)[order]
+
+
+def atoms_soap(atoms: Atoms, centres: np.ndarray, params: SoapParams, species: list[str]) -> np.ndarray:
+    """Raw SOAP rows (len(centres), n_features) float32 of ``atoms`` at ``centres`` (ascending
+    indices), with either backend. An open axis is made periodic with vacuum for featomic."""
+    if params.backend == "dscribe":
+        soap = make_soap(params, species, bool(atoms.pbc.any()))
+        return np.asarray(soap.create(atoms, centers=[int(i) for i in centres]), np.float32).reshape(len(centres), -1)
+    atoms = atoms.copy()
+    for axis in np.flatnonzero(~atoms.pbc):
+        x = atoms.positions[:, axis]
+        atoms.positions[:, axis] -= x.min() - FEATOMIC_VACUUM
+        cell = atoms.cell.array.copy()
+        cell[axis] = 0.0
+        cell[axis, axis] = x.max() - x.min() + 2 * FEATOMIC_VACUUM
+        atoms.set_cell(cell)
+    atoms.pbc = True
+    return _featomic_rows(atoms, centres, params, species)
 
 
 def species_symbols(numbers) -> list[str]:
@@ -61,29 +144,33 @@ def crop_to_centres(structure: Structure, centres: np.ndarray, normal: int, widt
     return keep, np.searchsorted(keep, centres)
 
 
+def crop_width(params: SoapParams, species: list[str]) -> float:
+    """Å beyond the centres' extent that no environment reaches: r_cut plus dscribe's Gaussian
+    padding (dscribe has no smooth cutoff), or plus 0.1 Å for featomic's smooth one."""
+    padding = make_soap(params, species).get_cutoff_padding() if params.backend == "dscribe" else 0.0
+    return params.r_cut + padding + 0.1
+
+
 def soap_rows(structure: Structure, centres: np.ndarray, params: SoapParams,
               species: list[str], normal: int) -> tuple[np.ndarray, float]:
-    """Raw dscribe SOAP vectors of ``centres`` (indices into ``structure``).
+    """Raw SOAP vectors of ``centres`` (indices into ``structure``, ascending).
 
     The whole structure is the environment. Along an open (non-periodic) normal it is
-    cropped to the centres' extent ± (r_cut + dscribe's Gaussian padding + 0.1 Å), which
-    gives the same vectors faster, since dscribe reads no atom beyond that distance.
+    cropped to the centres' extent ± ``crop_width``, which gives the same vectors faster,
+    since the kernel reads no atom beyond that distance.
 
     Returns
     -------
     rows : (len(centres), n_features) float32
-    kernel_cpu_s : CPU seconds spent inside dscribe.
+    kernel_cpu_s : CPU seconds spent inside the SOAP code.
     """
-    periodic = bool(structure.pbc.any())
-    soap = make_soap(params, species, periodic)
     index, local = None, centres
     if params.crop and not structure.pbc[normal]:
-        width = params.r_cut + soap.get_cutoff_padding() + 0.1
-        index, local = crop_to_centres(structure, centres, normal, width)
+        index, local = crop_to_centres(structure, centres, normal, crop_width(params, species))
     atoms = structure.to_ase(index)
     t0 = time.process_time()
-    rows = soap.create(atoms, centers=[int(i) for i in local])
-    return np.asarray(rows, dtype=np.float32).reshape(len(centres), -1), time.process_time() - t0
+    rows = atoms_soap(atoms, local, params, species)
+    return rows, time.process_time() - t0
 
 
 def unit_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ from zarr.codecs import BloscCodec
 
 from gbdist.compute.asr import gb_row_sums
 from gbdist.compute.select import SelectParams, select_gb_region
-from gbdist.compute.soap import SoapParams, n_features, soap_rows, species_symbols, unit_rows
+from gbdist.compute.soap import SoapParams, backend_version, n_features, soap_rows, species_symbols, unit_rows
 from gbdist.errors import GbdistError, StoreError
 from gbdist.io import ReadParams, read_structure
 from gbdist.stages.progress import as_completed_with_progress
@@ -167,11 +167,25 @@ def soap_chunk(k: int, store: str, storage_options: dict | None, params: SoapSta
     return {"k": k, "rows": stop - start, "kernel_cpu_s": kernel, "wall_s": time.perf_counter() - t0}
 
 
+def normalised_params(params: dict) -> dict:
+    """Stage parameters as recorded, with the defaults of parameters added since (a store or bundle
+    from before ``soap.backend`` existed used dscribe)."""
+    try:
+        return SoapStageParams.model_validate(params).model_dump(mode="json")
+    except ValueError:
+        return dict(params)
+
+
 def check_same_job(group: zarr.Group, store: str, inputs: list[dict], params: SoapStageParams):
-    """Refuse to mix a store with other inputs or parameters."""
+    """Refuse to mix a store with other inputs or parameters (the SOAP backend and its version included)."""
     old_params = group.attrs.get("params")
-    if old_params is not None and old_params != params.model_dump(mode="json"):
-        raise StoreError(f"{store}: made with other read/select/SOAP parameters; use a new store")
+    if old_params is not None:
+        if normalised_params(old_params) != params.model_dump(mode="json"):
+            raise StoreError(f"{store}: made with other read/select/SOAP parameters; use a new store")
+    old_backend, backend = group.attrs.get("soap_backend"), backend_version(params.soap)
+    if old_backend is not None and old_backend != backend:
+        raise StoreError(f"{store}: SOAP rows from {old_backend['name']} {old_backend['version']}, this run would use "
+                         f"{backend['name']} {backend['version']}; use a new store")
     old_inputs = group.attrs.get("inputs")
     if old_inputs is not None:
         old = {(r["id"], r["sha256"]) for r in old_inputs}
@@ -205,7 +219,8 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
     report = SoapReport(worker_threads=n_worker_threads(client))
     group = open_group(store, mode="a", storage_options=storage_options)
     check_same_job(group, store, inputs, params)
-    group.attrs.update({"inputs": inputs, "params": params.model_dump(mode="json")})
+    group.attrs.update({"inputs": inputs, "params": params.model_dump(mode="json"),
+                        "soap_backend": backend_version(params.soap)})
 
     if not stage_done(group, "select"):
         t0 = time.perf_counter()

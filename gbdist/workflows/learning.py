@@ -224,7 +224,8 @@ def write_store_bundle(store: str, out: Path, records: list[dict], eps: float,
               "unique_count": group[lae_path(eps, "unique/count")][:].astype(np.int64),
               "unique_atom": group[lae_path(eps, "unique/atom")][:].astype(np.int64)}
     training = {"store": store, "store_id": store_content_id(inputs), "n_gb": int(len(gb_ids)),
-                "inputs": [{"id": r["id"], "sha256": r["sha256"]} for r in inputs]}
+                "inputs": [{"id": r["id"], "sha256": r["sha256"]} for r in inputs],
+                "soap_backend": group.attrs.get("soap_backend", {"name": "dscribe", "version": "unrecorded"})}
     return write_bundle(out, records, training, dict(group.attrs["params"]), list(group.attrs["species"]), eps,
                         unique, [str(gb_ids[g]) for g in group[lae_path(eps, "unique/gb")][:]], in_domain_rule(fractions))
 

@@ -38,7 +38,7 @@ from gbdist.learning.plots import confusion_plot, parity_plot
 from gbdist.stages.asr import run_asr_stage
 from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.stages.lae import Assignment, assign_to_dictionary
-from gbdist.stages.soap import SoapStageParams, run_soap_stage
+from gbdist.stages.soap import SoapStageParams, normalised_params, run_soap_stage
 from gbdist.store.lock import store_lock
 from gbdist.store.representations import region_thickness
 from gbdist.store.schema import ASSIGNED_GROUP, open_group, stage_done
@@ -71,7 +71,7 @@ def check_store_for_bundle(group, store: str, bundle: Bundle) -> None:
     """Refuse a store computed with other parameters or species than the bundle's."""
     if not stage_done(group, "soap"):
         raise StoreError(f"{store}: the soap stage is not complete")
-    if dict(group.attrs.get("params", {})) != bundle.params:
+    if normalised_params(group.attrs.get("params", {})) != normalised_params(bundle.params):
         raise StoreError(f"{store}: computed with other read/select/SOAP parameters than the bundle {bundle.path}")
     if list(group.attrs.get("species", [])) != bundle.species:
         raise StoreError(f"{store}: species {list(group.attrs.get('species', []))} differ from the bundle's "

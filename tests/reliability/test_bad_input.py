@@ -3,13 +3,14 @@ good structures still finish."""
 
 from __future__ import annotations
 
+import pytest
 import zarr
 from typer.testing import CliRunner
 
 from gbdist.cli import app
 from gbdist.io.lammps import write_lammps_dump
 
-from conftest import toy_boundary
+from conftest import BACKENDS, toy_boundary
 
 runner = CliRunner()
 GOOD = ("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS ss pp pp\n0 10\n0 10\n0 10\n"
@@ -39,7 +40,8 @@ def _text(result) -> str:
     return " ".join(result.output.split())
 
 
-def test_bad_structure_files_are_named_and_the_good_one_finishes(tmp_path, scheduler_address):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_structure_files_are_named_and_the_good_one_finishes(tmp_path, scheduler_address, backend):
     import re
 
     good = tmp_path / "good.dump"
@@ -48,7 +50,7 @@ def test_bad_structure_files_are_named_and_the_good_one_finishes(tmp_path, sched
         (tmp_path / name).write_bytes(content)
     store = tmp_path / "s.zarr"
     result = runner.invoke(app, ["soap", str(good), *(str(tmp_path / n) for n in BAD_FILES), "--store", str(store),
-                                 "--scheduler", scheduler_address, "--no-verbose"])
+                                 "--scheduler", scheduler_address, "--soap-backend", backend, "--no-verbose"])
     assert result.exit_code == 1, result.output
     text = _text(result)
     for name, (_, problem) in BAD_FILES.items():

@@ -7,18 +7,20 @@ import signal
 import threading
 import time
 
+import pytest
 from distributed import Client, LocalCluster
 
 from gbdist.stages.client import _SINGLE_THREAD_ENV
 from gbdist.workflows.job import run_job
 
-from conftest import array_digests, make_job, soap_flags, toy_inputs
+from conftest import BACKENDS, array_digests, make_job, soap_flags, toy_inputs
 
 
-def test_worker_killed_mid_soap(tmp_path, scheduler_address):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_worker_killed_mid_soap(tmp_path, scheduler_address, backend):
     inputs = toy_inputs(tmp_path, 6, seed=30)
     clean = tmp_path / "clean.zarr"
-    run_job(make_job(clean, inputs, scheduler_address, chunk_rows=16))
+    run_job(make_job(clean, inputs, scheduler_address, chunk_rows=16, soap={"backend": backend}))
     store = tmp_path / "lossy.zarr"
     os.environ.update(_SINGLE_THREAD_ENV)
     killed = {}
@@ -38,7 +40,7 @@ def test_worker_killed_mid_soap(tmp_path, scheduler_address):
 
         killer = threading.Thread(target=kill_when_half_done)
         killer.start()
-        report = run_job(make_job(store, inputs, cluster.scheduler_address, chunk_rows=16))
+        report = run_job(make_job(store, inputs, cluster.scheduler_address, chunk_rows=16, soap={"backend": backend}))
         killer.join()
     assert killed, "the job finished before a worker could be killed"
     assert killed["done_at_kill"] < killed["total"]
