@@ -112,7 +112,7 @@ def _print_job(report) -> None:
         if soap.chunks_computed:
             table.add_row("select wall", f"{soap.select_wall_s:.1f} s")
             table.add_row("SOAP wall", f"{soap.soap_wall_s:.1f} s")
-            table.add_row("SOAP efficiency", f"{soap.efficiency:.3f} (dscribe CPU-s {soap.kernel_cpu_s:.1f} "
+            table.add_row("SOAP efficiency", f"{soap.efficiency:.3f} (kernel CPU-s {soap.kernel_cpu_s:.1f} "
                                              f"÷ wall × {soap.worker_threads} worker threads)")
     if report.asr_wall_s:
         table.add_row("ASR wall", f"{report.asr_wall_s:.1f} s")

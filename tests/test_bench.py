@@ -11,32 +11,45 @@ from gbdist.cli import app
 runner = CliRunner()
 
 KEYS = {"olmsted_total_s", "soap_efficiency", "soap_efficiency_vs_bare", "speedup_2v1", "lae_s", "lae_vs_numpy", "soap_read_s",
-        "parse_mb_s_per_core", "peak_rss_gib_1x", "peak_rss_gib_10x", "scale_factor", "predict_s", "predict_rows_per_s"}
+        "parse_mb_s_per_core", "peak_rss_gib_1x", "peak_rss_gib_10x", "scale_factor", "predict_s", "predict_rows_per_s",
+        "soap_rows_per_s_per_core", "soap_vs_bare", "passes_asr", "passes_lae", "n_unique",
+        "growth_soap", "growth_asr", "growth_lae", "asr_lae_share_of_soap_10x", "passes_asr_10x", "passes_lae_10x"}
+FEATOMIC_KEYS = {"olmsted_total_s_featomic", "soap_rows_per_s_per_core_featomic", "soap_vs_bare_featomic",
+                 "featomic_vs_dscribe_rows_per_s", "n_unique_featomic"}
+PASSES = {"passes_asr", "passes_lae", "passes_asr_10x", "passes_lae_10x"}
 
 
 def test_bench_writes_every_figure(learning_store, tmp_path):
+    try:
+        import featomic  # noqa: F401
+        with_featomic = True
+    except ImportError:
+        with_featomic = False
     store, labels = learning_store
     dumps = sorted(store.parent.glob("gb*.dump"))[:8]
     bench_file = tmp_path / "bench.yaml"
     bench_file.write_text(yaml.safe_dump({"inputs": [str(p) for p in dumps], "labels": str(labels), "workers": 2,
                                           "memory_limit": "2GiB", "speedup_dumps": 4, "speedup_repeats": 2,
                                           "bare_dumps": 2, "scale": 2, "kernel_fine_eps": 0.02,
-                                          "predict_dumps": 3}))
+                                          "predict_dumps": 3, "featomic": with_featomic}))
     out = tmp_path / "bench"
     result = runner.invoke(app, ["bench", str(bench_file), "--out", str(out), "--no-verbose"])
     assert result.exit_code == 0, result.output
     bench = json.loads((out / "bench.json").read_text())
     summary = bench["summary"]
     eps = bench["numpy_leaders"]["eps"]
-    assert set(summary) == KEYS | {f"search_vs_numpy_eps{eps:.4f}", "search_vs_numpy_eps0.0200"}
-    assert all(math.isfinite(v) and v > 0 for v in summary.values())
+    assert set(summary) == KEYS | {f"search_vs_numpy_eps{eps:.4f}", "search_vs_numpy_eps0.0200"} | (
+        FEATOMIC_KEYS if with_featomic else set())
+    assert all(math.isfinite(v) and v > 0 for k, v in summary.items() if k not in PASSES)
+    assert summary["passes_asr"] == summary["passes_asr_10x"] == 0, "the ASR comes from the SOAP tasks' sums"
+    assert summary["passes_lae"] == summary["passes_lae_10x"] == 2, "discovery and assignment read each row once"
     assert summary["scale_factor"] == 2
     assert bench["scale_up"]["n_gb"] == 2 * bench["olmsted"]["n_gb"]
     stages = [f["stage"] for f in bench["olmsted"]["figures"]]
     assert stages == ["select", "soap", "asr", "lae", "learn"]
     assert 0 < bench["bare"]["rows"] < bench["olmsted"]["n_lae"]
     assert bench["numpy_leaders"]["n_unique"] >= 1
-    assert len(bench["speedup"]["walls_1w"]) == len(bench["speedup"]["walls_2w"]) == 2
+    assert all(len(w) == 2 for w in bench["speedup"]["walls"].values())
     for kernel in bench["leader_kernels"].values():  # both are the same greedy rule over the same rows
         assert kernel["n_unique"] == kernel["n_unique_numpy"] >= 1
     assert bench["leader_kernels"][f"{eps:.4f}"]["n_unique"] == bench["numpy_leaders"]["n_unique"]

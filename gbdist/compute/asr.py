@@ -15,7 +15,7 @@ def gb_row_sums(rows: np.ndarray, row_start: int, offsets: np.ndarray) -> tuple[
     last = int(np.searchsorted(offsets, stop, side="left"))
     gbs = np.arange(first, last)
     cuts = np.clip(offsets[gbs], row_start, stop) - row_start
-    sums = np.add.reduceat(rows.astype(np.float64), cuts, axis=0)
+    sums = np.add.reduceat(rows, cuts, axis=0, dtype=np.float64)
     keep = np.diff(np.append(cuts, len(rows))) > 0
     return gbs[keep], sums[keep]
 

@@ -174,6 +174,10 @@ def soap_rows(structure: Structure, centres: np.ndarray, params: SoapParams,
 
 
 def unit_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-normalise SOAP rows: returns (rows / norm as float32, norms as float32)."""
-    norms = np.linalg.norm(rows.astype(np.float64), axis=1)
-    return (rows / norms[:, None]).astype(np.float32), norms.astype(np.float32)
+    """Unit-normalise SOAP rows: returns (rows / norm as float32, norms as float32).
+
+    Norms and quotients are taken in float64 (buffered, with no float64 copy of the block).
+    """
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+    unit = np.divide(rows, norms[:, None], out=np.empty(rows.shape, np.float32), dtype=np.float64, casting="unsafe")
+    return unit, norms.astype(np.float32)

@@ -25,7 +25,13 @@ from gbdist.io.config_files import read_mapping, validate
 log = logging.getLogger(__name__)
 
 # One dscribe / numpy kernel per worker thread: no hidden BLAS or OpenMP threads.
-_SINGLE_THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+_SINGLE_THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")}
+
+_MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": str(256 << 20), "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
+"""glibc malloc settings of local workers. Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536, which
+also fixes glibc's mmap threshold at 128 kiB: every SOAP block is then a fresh mmap. Measured on
+24 Olmsted GBs in one process, kernel rows per CPU-s: dscribe 2,377 → 2,842, featomic 2,976 →
+3,594 with these values (and 2,620 / 3,526 with glibc's own dynamic defaults)."""
 
 
 class Adaptive(BaseModel):
@@ -157,6 +163,7 @@ def _wait_for_batch_workers(client, cluster, config: JobqueueConfig) -> None:
 @contextmanager
 def dask_client(config: ClusterConfig | None = None):
     """Yield a ``distributed.Client`` for ``config``; close what was started on exit."""
+    import dask
     from distributed import Client, LocalCluster
 
     config = config or ClusterConfig()
@@ -175,7 +182,8 @@ def dask_client(config: ClusterConfig | None = None):
             yield client
         return
     os.environ.update(_SINGLE_THREAD_ENV)  # inherited by the worker processes
-    with LocalCluster(
+    environ = dask.config.get("distributed.nanny.pre-spawn-environ") | _MALLOC_ENV
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), LocalCluster(
         n_workers=config.workers,
         threads_per_worker=config.threads_per_worker,
         memory_limit=config.memory_limit,

@@ -67,7 +67,7 @@ class SoapReport:
 
     @property
     def efficiency(self) -> float | None:
-        """dscribe kernel CPU-s ÷ (SOAP wall × worker threads), for this run's chunks."""
+        """SOAP kernel CPU-s ÷ (SOAP wall × worker threads), for this run's chunks."""
         if not self.chunks_computed or self.soap_wall_s <= 0:
             return None
         return self.kernel_cpu_s / (self.soap_wall_s * self.worker_threads)

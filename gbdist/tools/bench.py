@@ -6,14 +6,17 @@ On the Olmsted survey (or any folder of dumps with an Olmsted-style labels table
 - the whole data path (dumps → select → soap → asr → lae → LER) on one cluster, stage by
   stage, each with wall, worker + driver CPU, rows/s and peak RSS per worker; then learn
   (xgboost.dask on the ASR, energy);
-- SOAP efficiency two ways: the stage's own dscribe CPU-s ÷ (wall × workers), and the bare
-  dscribe kernel on a sample of the same centres in this process, scaled to all rows;
-- the 2-worker speed-up against 1 worker on the same subset of dumps (medians of interleaved
-  repeats);
+- the same data path with the featomic SOAP backend (``olmsted_total_s_featomic``);
+- full reads of ``soap`` each of asr and lae makes, as the stages count them;
+- SOAP efficiency two ways: the stage's own kernel CPU-s ÷ (wall × workers), and the bare
+  kernel on a sample of the same centres in this process, scaled to all rows, per backend;
+- the 2-worker speed-up against 1 worker on the same subset of dumps, and SOAP rows/s per
+  core of each backend on those dumps (medians of interleaved repeats);
 - the unique-LAE stage against a NumPy brute-force leader pass over the same rows, and the
   search alone (rows in memory, one thread) against the same pass at two eps;
 - optionally a synthetic scale-up: every dump replicated with small random displacements,
-  through soap → asr → lae → learn, to show peak RSS per worker against data size.
+  through soap → asr → lae → learn, to show peak RSS per worker and each stage's growth
+  (wall at scale ÷ wall at 1×) against data size.
 
 Writes ``bench.json`` and ``bench.md`` in the output folder.
 """
@@ -56,7 +59,8 @@ class BenchConfig(BaseModel):
     speedup_repeats: int = Field(3, ge=1, description="interleaved 1- and 2-worker runs; medians compared")
     kernel_rows: int = Field(100_000, ge=1, description="SOAP rows of the in-memory leader-search comparison")
     kernel_fine_eps: float = Field(0.016, gt=0, description="a finer eps (more leaders) for that comparison")
-    bare_dumps: int = Field(12, ge=1, description="dumps whose centres the bare dscribe kernel runs")
+    bare_dumps: int = Field(12, ge=1, description="dumps whose centres the bare SOAP kernels run")
+    featomic: bool = Field(True, description="also measure the featomic SOAP backend (needs gbdist[featomic])")
     predict_dumps: int = Field(88, ge=1, description="last dumps predicted with the learnt bundle (SOAP included)")
     scale: int = Field(0, ge=0, description="synthetic scale-up factor; 0 skips it")
     displacement: float = Field(0.02, ge=0, description="Å, std of the replicas' random displacements")
@@ -132,12 +136,16 @@ def parse_rate(files: list[str]) -> dict:
     return {"files": len(files), "text_mb": text_bytes / 1e6, "cpu_s": cpu, "mb_s_per_core": text_bytes / 1e6 / cpu}
 
 
-def data_path(client, store: Path, files: list[str], workers: int) -> tuple[list[StageFigure], dict]:
-    """soap (with select), asr and lae as separate runs on one cluster, each metered."""
+def data_path(client, store: Path, files: list[str], workers: int,
+              backend: str = "dscribe") -> tuple[list[StageFigure], dict]:
+    """soap (with select), asr and lae as separate runs on one cluster, each metered; the info
+    holds the full reads of ``soap`` that asr and lae counted (``passes_asr``, ``passes_lae``)."""
+    from gbdist.store.schema import eps_key, open_group
+
     figures, info = [], {}
     cluster = ClusterConfig(scheduler=client.scheduler.address)
     for stage in ("soap", "asr", "lae"):
-        job = JobConfig(store=str(store), inputs=files, cluster=cluster, stages=[stage])
+        job = JobConfig(store=str(store), inputs=files, cluster=cluster, stages=[stage], soap={"backend": backend})
         with _Meter(client) as meter:
             report = run_job(job)
         if stage == "soap":
@@ -148,8 +156,11 @@ def data_path(client, store: Path, files: list[str], workers: int) -> tuple[list
                         kernel_cpu_s=soap.kernel_cpu_s, soap_efficiency=soap.efficiency, workers=workers)
             figures.append(StageFigure("select", soap.select_wall_s, float("nan"), soap.n_lae, float("nan")))
         if stage == "lae":
-            info.update(lae_s=report.lae.wall_s, n_unique=report.lae.n_unique)
+            info.update(lae_s=report.lae.wall_s, n_unique=report.lae.n_unique, eps=report.lae.eps)
         figures.append(meter.figure(stage, info["n_lae"]))
+    group = open_group(str(store))
+    info.update(passes_asr=group.attrs["stages"]["asr"]["soap_passes"],
+                passes_lae=group.attrs["lae_runs"][eps_key(info["eps"])]["soap_passes"])
     return figures, info
 
 
@@ -198,18 +209,18 @@ def predict_stage(client, bundle: Path, files: list[str], out: Path) -> dict:
                                                     "candidates": len(result.candidates)}
 
 
-def bare_kernel(store: Path, n_gb: int) -> dict:
-    """The dscribe kernel alone, in this process, on the centres of the store's first ``n_gb`` GBs."""
+def bare_kernel(store: Path, n_gb: int, backend: str = "dscribe") -> dict:
+    """A SOAP kernel alone, in this process, on the centres of the store's first ``n_gb`` GBs."""
     from gbdist.compute.soap import SoapParams, soap_rows
     from gbdist.io.read import read_structure
     from gbdist.store.schema import open_group
 
     group = open_group(str(store))
-    params = SoapParams(**group.attrs["params"]["soap"])
+    params = SoapParams(**(group.attrs["params"]["soap"] | {"backend": backend}))
     offset, atoms = group["gb/offset"][: n_gb + 1], group["lae/atom"][:]
     sources, normals, species = group["gb/source"][:n_gb], group["gb/normal"][:n_gb], list(group.attrs["species"])
     rows, cpu = 0, 0.0
-    for gb in with_progress(range(n_gb), "bare dscribe"):
+    for gb in with_progress(range(n_gb), f"bare {backend}"):
         structure = read_structure(str(sources[gb]))
         where = {int(a): i for i, a in enumerate(structure.ids)}
         centres = np.array([where[int(a)] for a in atoms[offset[gb]:offset[gb + 1]]])
@@ -296,20 +307,28 @@ def leader_kernels(store: Path, n_rows: int, fine_eps: float) -> dict:
     return out
 
 
-def speedup(files: list[str], out: Path, memory_limit: str, repeats: int) -> dict:
-    """SOAP stage wall with 1 and with 2 workers on the same dumps (fresh stores), the two
-    interleaved ``repeats`` times; the ratio of the median walls."""
-    walls: dict[int, list[float]] = {1: [], 2: []}
+def speedup(files: list[str], out: Path, memory_limit: str, repeats: int, featomic: bool) -> dict:
+    """SOAP stage wall with 1 and with 2 workers (dscribe), and with 2 workers and featomic, on
+    the same dumps (fresh stores), interleaved ``repeats`` times. Returns the ratio of the
+    median 1- and 2-worker walls and each backend's SOAP rows/s per core (2 workers, median)."""
+    runs = [("dscribe", 1), ("dscribe", 2)] + ([("featomic", 2)] if featomic else [])
+    walls: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
+    rows = 0
     for _ in range(repeats):
-        for n in (1, 2):
+        for backend, n in runs:
             cluster = ClusterConfig(workers=n, memory_limit=memory_limit)
-            store = out / f"speedup-{n}w.zarr"
+            store = out / f"speedup-{backend}-{n}w.zarr"
             shutil.rmtree(store, ignore_errors=True)
-            job = JobConfig(store=str(store), inputs=files, cluster=cluster, stages=["soap"])
-            walls[n].append(run_job(job).soap.soap_wall_s)
-    one, two = float(np.median(walls[1])), float(np.median(walls[2]))
-    return {"dumps": len(files), "soap_s_1w": one, "soap_s_2w": two, "walls_1w": walls[1], "walls_2w": walls[2],
-            "speedup_2v1": one / two}
+            job = JobConfig(store=str(store), inputs=files, cluster=cluster, stages=["soap"], soap={"backend": backend})
+            soap = run_job(job).soap
+            walls[(backend, n)].append(soap.soap_wall_s)
+            rows = soap.n_lae
+    median = {run: float(np.median(w)) for run, w in walls.items()}
+    result = {"dumps": len(files), "rows": rows, "soap_s_1w": median[("dscribe", 1)],
+              "soap_s_2w": median[("dscribe", 2)], "walls": {f"{b}-{n}w": w for (b, n), w in walls.items()},
+              "speedup_2v1": median[("dscribe", 1)] / median[("dscribe", 2)],
+              "rows_per_s_per_core": {b: rows / (median[(b, 2)] * 2) for b, n in runs if n == 2}}
+    return result
 
 
 def _replicate(path: str, copies: int, displacement: float, folder: str) -> list[str]:
@@ -362,8 +381,13 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
     log.info("bench: parsing %d dumps", len(files))
     result["parse"] = parse_rate(files)
 
+    if config.featomic:
+        from gbdist.compute.soap import SoapParams, backend_version
+
+        backend_version(SoapParams(backend="featomic"))  # a clear error now, not after an hour
     log.info("bench: 1 vs 2 workers on %d dumps", config.speedup_dumps)
-    result["speedup"] = speedup(files[: config.speedup_dumps], out, config.memory_limit, config.speedup_repeats)
+    result["speedup"] = speedup(files[: config.speedup_dumps], out, config.memory_limit, config.speedup_repeats,
+                                config.featomic)
 
     store = out / "olmsted.zarr"
     cluster = ClusterConfig(workers=config.workers, memory_limit=config.memory_limit)
@@ -378,14 +402,21 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
         result["soap_read"] = soap_read_pass(client, store)
         result["olmsted"] = {"cluster_start_s": start_s, "figures": [asdict(f) | {"rows_per_s": f.rows_per_s}
                                                                     for f in figures], **info}
+        if config.featomic:
+            log.info("bench: the data path with featomic")
+            f_figures, f_info = data_path(client, out / "olmsted-featomic.zarr", files, config.workers, "featomic")
+            result["olmsted_featomic"] = {"cluster_start_s": start_s, "figures": [
+                asdict(f) | {"rows_per_s": f.rows_per_s} for f in f_figures], **f_info}
         if config.scale:
             log.info("bench: %d× scale-up", config.scale)
             scaled = scale_up(client, files, labels, config.scale, config.displacement, out, config.workers)
             scaled["figures"] = [asdict(f) | {"rows_per_s": f.rows_per_s} for f in scaled["figures"]]
             result["scale_up"] = scaled
 
-    log.info("bench: bare dscribe kernel on %d dumps", config.bare_dumps)
+    log.info("bench: bare SOAP kernels on %d dumps", config.bare_dumps)
     result["bare"] = bare_kernel(store, config.bare_dumps)
+    if config.featomic:
+        result["bare_featomic"] = bare_kernel(store, config.bare_dumps, "featomic")
     log.info("bench: NumPy brute-force leader pass")
     result["numpy_leaders"] = numpy_leader_pass(store)
     log.info("bench: leader search in memory, %d rows", config.kernel_rows)
@@ -401,8 +432,14 @@ def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
     path_s = sum(f.wall_s for f in figures if f.stage in ("soap", "asr", "lae"))
     bare_s = olm["n_lae"] / result["bare"]["rows_per_cpu_s"]
     data_stages = [f for f in figures if f.stage in ("soap", "asr", "lae", "learn")]
+    per_core = result["speedup"]["rows_per_s_per_core"]
     summary = {
         "olmsted_total_s": olm["cluster_start_s"] + path_s,
+        "soap_rows_per_s_per_core": per_core["dscribe"],
+        "soap_vs_bare": per_core["dscribe"] / result["bare"]["rows_per_cpu_s"],
+        "passes_asr": olm["passes_asr"],
+        "passes_lae": olm["passes_lae"],
+        "n_unique": olm["n_unique"],
         "soap_efficiency": olm["soap_efficiency"],
         "soap_efficiency_vs_bare": bare_s / (olm["soap_s"] * workers),
         "speedup_2v1": result["speedup"]["speedup_2v1"],
@@ -415,10 +452,25 @@ def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
         "predict_rows_per_s": result["predict"]["rows_per_s"],
         "peak_rss_gib_1x": max(f.peak_rss_gib_per_worker for f in data_stages),
     }
+    if "olmsted_featomic" in result:
+        fea = result["olmsted_featomic"]
+        summary.update({
+            "olmsted_total_s_featomic": fea["cluster_start_s"] + sum(
+                f["wall_s"] for f in fea["figures"] if f["stage"] in ("soap", "asr", "lae")),
+            "soap_rows_per_s_per_core_featomic": per_core["featomic"],
+            "soap_vs_bare_featomic": per_core["featomic"] / result["bare_featomic"]["rows_per_cpu_s"],
+            "featomic_vs_dscribe_rows_per_s": per_core["featomic"] / per_core["dscribe"],
+            "n_unique_featomic": fea["n_unique"]})
     if "scale_up" in result:
+        walls = {f["stage"]: f["wall_s"] for f in result["scale_up"]["figures"]}
+        walls_1x = {f.stage: f.wall_s for f in figures}
         summary["peak_rss_gib_10x"] = max(f["peak_rss_gib_per_worker"] for f in result["scale_up"]["figures"]
                                           if f["stage"] != "select")  # select is not metered alone
         summary["scale_factor"] = result["scale_up"]["factor"]
+        summary.update({f"growth_{stage}": walls[stage] / walls_1x[stage] for stage in ("soap", "asr", "lae")})
+        summary["asr_lae_share_of_soap_10x"] = (walls["asr"] + walls["lae"]) / walls["soap"]
+        summary["passes_asr_10x"] = result["scale_up"]["passes_asr"]
+        summary["passes_lae_10x"] = result["scale_up"]["passes_lae"]
     return summary
 
 
@@ -426,7 +478,7 @@ def bench_markdown(result: dict) -> str:
     """The figures as Markdown tables: the summary, then every stage of every run."""
     lines = ["| figure | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in result["summary"].items()]
-    for run in ("olmsted", "scale_up"):
+    for run in ("olmsted", "olmsted_featomic", "scale_up"):
         if run not in result:
             continue
         lines += ["", f"**{run}** ({result[run]['n_gb']} GBs, {result[run]['n_lae']:,} LAEs)", "",
