@@ -419,19 +419,22 @@ def map_command(
     prop: Optional[str] = _option(MapOptions, "property", "--property"),
     klass: Optional[int] = _option(MapOptions, "klass", "--class"),
     gb: Optional[list[str]] = _option(MapOptions, "gb", "--gb"),
+    onto: Optional[str] = _option(MapOptions, "onto", "--onto"),
     workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER, cluster_file: Optional[Path] = CLUSTER,
     verbose: bool = VERBOSE,
 ) -> None:
-    """A map of every LAE: PCA of all SOAP rows (dask-ml), stored, drawn on PC1–PC2."""
+    """A map of every LAE: PCA of all SOAP rows (dask-ml), stored, drawn on PC1–PC2 (or, with --onto,
+    this store's rows placed on another store's map)."""
     from gbdist.workflows.map import map_store
 
     _setup_logging(verbose)
     with _user_errors():
         options = MapOptions(components=components, solver=solver, eps=eps, labels=labels, property=prop,
-                             klass=klass, gb=gb or [])
+                             klass=klass, gb=gb or [], onto=onto)
         result = map_store(store, out, options, _cluster_config(workers, scheduler, cluster_file))
     evr = result.pca.explained_variance_ratio
-    console.print(f"PCA: {len(evr)} components, PC1–PC3 explain {', '.join(f'{100 * v:.1f}%' for v in evr[:3])}; "
+    what = f"placed on the map of {onto}" if onto else f"PCA: {len(evr)} components"
+    console.print(f"{what}, PC1–PC3 explain {', '.join(f'{100 * v:.1f}%' for v in evr[:3])}; "
                   f"{result.pca.wall_s:.1f} s, peak RSS per worker {result.pca.peak_rss_gib_per_worker:.2f} GiB")
     console.print(f"{len(result.pictures)} pictures; report: {result.report}")
 

@@ -46,3 +46,22 @@ def test_map_options_are_checked(learning_store, tmp_path):
         assert flag in " ".join(result.output.split())
     with pytest.raises(GbdistError, match="--class 7"):
         map_store(str(store), tmp_path, MapOptions(labels=str(labels), property="disordered", klass=7))
+
+
+def test_a_store_placed_onto_another_stores_map(store_copy, tmp_path, scheduler_address):
+    import shutil
+
+    store, _ = store_copy
+    other = str(tmp_path / "other.zarr")
+    shutil.copytree(store, other)  # the same rows: they must land where the map's own rows are
+    cluster = ClusterConfig(scheduler=scheduler_address)
+    result = runner.invoke(app, ["map", "--store", other, "--onto", store, "--out", str(tmp_path / "x"),
+                                 "--scheduler", scheduler_address, "--no-verbose"])
+    assert result.exit_code == 2 and "no map there yet" in " ".join(result.output.split())
+    base = map_store(store, tmp_path / "map", MapOptions(components=4), cluster)
+    placed = map_store(other, tmp_path / "onto", MapOptions(onto=store, gb=["gb03"]), cluster)
+    np.testing.assert_allclose(zarr.open_group(other)["map/coords"][:], zarr.open_group(store)["map/coords"][:],
+                               atol=1e-5)
+    np.testing.assert_array_equal(placed.pca.explained_variance_ratio, base.pca.explained_variance_ratio)
+    assert {p.name for p in placed.pictures} == {"map_onto.png", "map_gb_gb03.png"}
+    assert f"placed on the map of {store}" in placed.report.read_text()

@@ -85,3 +85,25 @@ def gb_map(path: Path, xy: np.ndarray, evr, mine: np.ndarray, gb_id: str, cna: n
     _axes(ax, evr)
     ax.set_title(f"{gb_id}: its {int(np.count_nonzero(mine))} LAEs (blue fcc, green hcp, red other) over all LAEs")
     _save(fig, path)
+
+
+def onto_map(path: Path, background: np.ndarray, evr, xy: np.ndarray, cna: np.ndarray, novel: np.ndarray | None,
+             what: str, sample: int = 60_000, seed: int = 0) -> None:
+    """LAEs placed on another store's map (coloured by CNA; novel ones, if given, as black
+    crosses) over that store's grey density ``background`` (m, 2)."""
+    pick = np.random.default_rng(seed).permutation(len(xy))[:sample]
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    hb = ax.hexbin(background[:, 0], background[:, 1], gridsize=GRIDSIZE, bins="log", cmap="Greys", mincnt=1,
+                   linewidths=0, alpha=0.6)
+    fig.colorbar(hb, ax=ax, label="LAEs of the map's store per cell")
+    colours = np.array([CNA_COLOURS.get(int(c), ("tab:red", ""))[0] for c in cna[pick]])
+    ax.scatter(xy[pick, 0], xy[pick, 1], c=colours, s=6, alpha=0.6, linewidths=0)
+    for colour, name in [*CNA_COLOURS.values(), ("tab:red", "other")]:
+        ax.scatter([], [], c=colour, s=20, label=name)
+    if novel is not None and novel.any():
+        ax.scatter(xy[novel, 0], xy[novel, 1], marker="x", c="k", s=18, linewidths=0.8,
+                   label=f"novel ({int(novel.sum())}: beyond eps of every unique LAE)")
+    _axes(ax, evr)
+    ax.set_title(f"{what}: {len(xy):,} LAEs on the map of {len(background):,}", fontsize=10)
+    ax.legend(loc="best", fontsize=8, title="centre atom")
+    _save(fig, path)

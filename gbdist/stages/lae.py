@@ -219,8 +219,11 @@ def _label_arrays(group: zarr.Group, out: zarr.Group) -> zarr.Group:
 
 def _assign_all(client, store, storage_options, eps, vectors, hot, write, n_chunks, out_group=None):
     vec_future = client.scatter(vectors, broadcast=True)
-    futures = client.map(assign_chunk, range(n_chunks), store=store, storage_options=storage_options,
-                         eps=eps, leaders=vec_future, hot=hot, write=write, out_group=out_group, pure=False)
+    # last chunk first: discovery has just read the rows in order, so the last ones are the most
+    # likely to be still in a page cache smaller than the store
+    futures = [client.submit(assign_chunk, k, store=store, storage_options=storage_options, eps=eps,
+                             leaders=vec_future, hot=hot, write=write, out_group=out_group, pure=False, priority=k)
+               for k in range(n_chunks)]
     return [f.result() for f in as_completed_with_progress(futures, f"lae assign eps={eps}")]
 
 

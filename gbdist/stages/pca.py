@@ -69,12 +69,7 @@ def run_pca_stage(client, store: str, n_components: int = 10, solver: str = "inc
     components = np.asarray(pca.components_, np.float64)
     log.info("map: %d components of %d rows in %.1f s", n_components, soap.shape[0], time.perf_counter() - t0)
     out = group.require_group(MAP_GROUP)
-    coords = soap.map_blocks(_project, mean, components, chunks=(soap.chunks[0], (n_components,)), dtype=np.float32)
-    target = out.create_array("coords", shape=(soap.shape[0], n_components), chunks=(group["soap"].chunks[0], n_components),
-                              dtype=np.float32, dimension_names=["lae", "pc"], overwrite=True)
-    with dask.config.set(scheduler=client):  # one pass: each task writes its own coords chunk; sum of squares beside
-        _, squares = dask.compute(da.store(coords, target, lock=False, compute=False),
-                                  (soap.astype(np.float64) ** 2).sum())
+    target, squares = _write_coords(client, group, soap, mean, components)
     n = soap.shape[0]
     # the variance along each stored axis, measured on the stored coordinates; the total from the sum of squares
     variance = target[...].astype(np.float64).var(axis=0, ddof=1)
@@ -89,6 +84,41 @@ def run_pca_stage(client, store: str, n_components: int = 10, solver: str = "inc
     mark_stage(group, "map", wall_s=wall, n_components=n_components, solver=solver,
                peak_rss_gib_per_worker=peak)
     return result
+
+
+def _write_coords(client, group, soap, mean: np.ndarray, components: np.ndarray):
+    """Write ``map/coords`` (every row's coordinates) on the workers, one pass over ``soap``;
+    returns (the coords array, the sum of squares of all rows)."""
+    k = len(components)
+    coords = soap.map_blocks(_project, mean, components, chunks=(soap.chunks[0], (k,)), dtype=np.float32)
+    target = group.require_group(MAP_GROUP).create_array(
+        "coords", shape=(soap.shape[0], k), chunks=(group["soap"].chunks[0], k), dtype=np.float32,
+        dimension_names=["lae", "pc"], overwrite=True)
+    with dask.config.set(scheduler=client):  # each task writes its own coords chunk; sum of squares beside
+        _, squares = dask.compute(da.store(coords, target, lock=False, compute=False),
+                                  (soap.astype(np.float64) ** 2).sum())
+    return target, squares
+
+
+def project_onto(client, store: str, pca: PcaResult, source: str, storage_options: dict | None = None) -> PcaResult:
+    """Place the rows of ``store`` on another store's map (``pca``, read from ``source``): write its
+    ``map/*`` with those axes, every row's coordinates included. Same result type, with this
+    run's wall and peak RSS."""
+    group = open_group(store, mode="a", storage_options=storage_options)
+    if not stage_done(group, "soap"):
+        raise StoreError(f"{store}: the soap stage is not complete; run it first")
+    t0 = time.perf_counter()
+    client.run(reset_peak_rss)
+    _write_coords(client, group, da.from_zarr(group["soap"]), pca.mean, pca.components)
+    out = group[MAP_GROUP]
+    write_array(out, "components", pca.components.astype(np.float32), ["pc", "feature"])
+    write_array(out, "mean", pca.mean.astype(np.float32), ["feature"])
+    write_array(out, "explained_variance", pca.explained_variance, ["pc"])
+    write_array(out, "explained_variance_ratio", pca.explained_variance_ratio, ["pc"])
+    wall = time.perf_counter() - t0
+    peak = max(client.run(peak_rss_bytes).values()) / 2**30
+    mark_stage(group, "map", wall_s=wall, n_components=len(pca.components), onto=source, peak_rss_gib_per_worker=peak)
+    return PcaResult(pca.components, pca.mean, pca.explained_variance, pca.explained_variance_ratio, wall, peak)
 
 
 def _project(block: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:

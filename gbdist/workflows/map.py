@@ -1,5 +1,9 @@
 """A map of every LAE (``gbdist map``): the PCA of all SOAP rows (dask-ml, on the workers), stored,
-and pictures on PC1–PC2: density with the unique LAEs and perfect fcc, CNA, a property, one GB."""
+and pictures on PC1–PC2: density with the unique LAEs and perfect fcc, CNA, a property, one GB.
+
+With ``onto`` (another store that has a map, e.g. the training store of a model bundle), the
+rows are placed on that store's map instead (e.g. the boundaries ``gbdist predict`` computed),
+and drawn over its density."""
 
 from __future__ import annotations
 
@@ -12,12 +16,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gbdist.errors import GbdistError
-from gbdist.explain.maps import cna_map, density_map, gb_map, property_map
+from gbdist.explain.maps import cna_map, density_map, gb_map, onto_map, property_map
 from gbdist.learning.labels import align_labels, load_labels
 from gbdist.stages.client import ClusterConfig, dask_client
-from gbdist.stages.pca import PcaResult, run_pca_stage
+from gbdist.stages.pca import PcaResult, project_onto, read_pca, run_pca_stage
+from gbdist.stages.soap import normalised_params
 from gbdist.store.lock import store_lock
-from gbdist.store.schema import MAP_GROUP, chosen_eps, lae_path, open_group, resolve_eps
+from gbdist.store.schema import ASSIGNED_GROUP, MAP_GROUP, chosen_eps, lae_path, open_group, resolve_eps, stage_done
 
 
 class MapOptions(BaseModel):
@@ -34,6 +39,8 @@ class MapOptions(BaseModel):
     klass: int | None = Field(None, description="a class property: the share of LAEs from GBs of this class "
                               "(default: its first class)")
     gb: list[str] = Field(default_factory=list, description="GB ids whose LAEs are drawn over the map")
+    onto: str | None = Field(None, description="a store with a map (gbdist map): place this store's rows on "
+                             "that map instead of fitting a new one, and draw them over its density")
 
 
 @dataclass
@@ -50,6 +57,8 @@ def map_store(store: str, out: str | Path, options: MapOptions | None = None,
               cluster: ClusterConfig | None = None) -> MapResult:
     """Fit and store the PCA of the store's SOAP rows, then draw the maps into ``out``."""
     options = options or MapOptions()
+    if options.onto:
+        return _map_onto(store, Path(out), options, cluster)
     if bool(options.labels) != bool(options.property):
         raise GbdistError("--labels and --property go together: the property coloured on the map")
     group = open_group(store)
@@ -90,6 +99,46 @@ def map_store(store: str, out: str | Path, options: MapOptions | None = None,
     return MapResult(pca, eps, pictures, report)
 
 
+def _map_onto(store: str, out: Path, options: MapOptions, cluster: ClusterConfig | None) -> MapResult:
+    """Place ``store``'s rows on the map of ``options.onto``; draw them (and each ``--gb``) over its density."""
+    if options.labels or options.property:
+        raise GbdistError("--onto draws this store's LAEs on another store's map; --labels/--property go without it")
+    group, base = open_group(store), open_group(options.onto)
+    if not stage_done(base, "map"):
+        raise GbdistError(f"--onto {options.onto}: no map there yet; run `gbdist map --store {options.onto}` first")
+    if normalised_params(base.attrs.get("params", {})) != normalised_params(group.attrs.get("params", {})):
+        raise GbdistError(f"--onto {options.onto}: computed with other read/select/SOAP parameters than {store}; "
+                          "their SOAP rows do not share a map")
+    gb_ids = np.array([str(i) for i in group["gb/id"][:]])
+    unknown = [g for g in options.gb if g not in set(gb_ids)]
+    if unknown:
+        raise GbdistError(f"--gb: {', '.join(unknown)} not in {store}")
+    with store_lock(store), dask_client(cluster or ClusterConfig()) as client:
+        pca = project_onto(client, store, read_pca(base), options.onto)
+    out.mkdir(parents=True, exist_ok=True)
+    background = base[f"{MAP_GROUP}/coords"].get_orthogonal_selection((slice(None), [0, 1])).astype(np.float64)
+    xy = group[f"{MAP_GROUP}/coords"].get_orthogonal_selection((slice(None), [0, 1])).astype(np.float64)
+    cna, lae_gb, evr = group["lae/cna"][:], group["lae/gb"][:], pca.explained_variance_ratio
+    novel = None
+    if ASSIGNED_GROUP in group and "eps" in group[ASSIGNED_GROUP].attrs:  # written by gbdist predict
+        from gbdist.compute.leaders import similarity_threshold
+
+        novel = group[f"{ASSIGNED_GROUP}/similarity"][:] < similarity_threshold(group[ASSIGNED_GROUP].attrs["eps"])
+    pictures = [out / "map_onto.png"]
+    onto_map(pictures[0], background, evr, xy, cna, novel, f"{len(gb_ids)} boundaries of {Path(store).name}")
+    for gb in options.gb:
+        mine = lae_gb == int(np.flatnonzero(gb_ids == gb)[0])
+        pictures.append(out / f"map_gb_{gb}.png")
+        onto_map(pictures[-1], background, evr, xy[mine], cna[mine], None if novel is None else novel[mine], gb)
+    report = out / "report.md"
+    report.write_text(_report(store, pca, None, pictures, len(xy), options.onto))
+    (out / "map.json").write_text(json.dumps({
+        "store": store, "onto": options.onto, "explained_variance_ratio": evr.tolist(), "wall_s": pca.wall_s,
+        "peak_rss_gib_per_worker": pca.peak_rss_gib_per_worker, "pictures": [p.name for p in pictures],
+        "novel_rows": None if novel is None else int(novel.sum())}, indent=1))
+    return MapResult(pca, None, pictures, report)
+
+
 def _per_gb_values(prop, klass: int | None, n_gb: int) -> tuple[np.ndarray, str]:
     """(n_gb,) value drawn per GB (NaN where unlabelled) and its description: for a class
     property 1 if the GB has class ``klass`` (default the first) else 0; else the value."""
@@ -104,14 +153,22 @@ def _per_gb_values(prop, klass: int | None, n_gb: int) -> tuple[np.ndarray, str]
     return per_gb, f"share of LAEs from GBs with {prop.name} = {klass}"
 
 
-def _report(store: str, pca: PcaResult, eps: float | None, pictures: list[Path], n_rows: int) -> str:
+def _report(store: str, pca: PcaResult, eps: float | None, pictures: list[Path], n_rows: int,
+            onto: str | None = None) -> str:
     evr = pca.explained_variance_ratio
-    lines = [f"# A map of every LAE in {store}", "",
-             f"PCA of all {n_rows:,} unit SOAP rows, {len(evr)} leading components (dask-ml, on the workers), in "
-             f"{pca.wall_s:.1f} s, peak RSS per worker {pca.peak_rss_gib_per_worker:.2f} GiB. Stored in the store's "
-             f"`{MAP_GROUP}/` group (components, mean, explained variance, every row's coordinates).", "",
+    if onto:
+        head = (f"All {n_rows:,} unit SOAP rows placed on the map of {onto} (its principal axes; explained variance "
+                f"as measured there), in {pca.wall_s:.1f} s, peak RSS per worker {pca.peak_rss_gib_per_worker:.2f} GiB. "
+                f"Stored in the store's `{MAP_GROUP}/` group.")
+    else:
+        head = (f"PCA of all {n_rows:,} unit SOAP rows, {len(evr)} leading components (dask-ml, on the workers), in "
+                f"{pca.wall_s:.1f} s, peak RSS per worker {pca.peak_rss_gib_per_worker:.2f} GiB. Stored in the store's "
+                f"`{MAP_GROUP}/` group (components, mean, explained variance, every row's coordinates).")
+    lines = [f"# A map of every LAE in {store}", "", head, "",
              "| component | explained variance (%) | cumulative (%) |", "| --- | --- | --- |"]
     lines += [f"| PC{k + 1} | {100 * v:.2f} | {100 * c:.2f} |" for k, (v, c) in enumerate(zip(evr, np.cumsum(evr)))]
-    lines += ["", f"Unique LAEs at eps {eps:.4f}." if eps is not None else "No LAE run: no unique LAEs drawn.", ""]
+    if not onto:
+        lines += ["", f"Unique LAEs at eps {eps:.4f}." if eps is not None else "No LAE run: no unique LAEs drawn."]
+    lines += [""]
     lines += [f"![{p.stem}]({p.name})" for p in pictures]
     return "\n".join(lines) + "\n"
