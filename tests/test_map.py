@@ -27,8 +27,12 @@ def test_dask_ml_pca_equals_scikit_learn(store_copy, tmp_path, scheduler_address
     rows = group["soap"][:].astype(np.float64)
     reference = PCA(n_components=5).fit(rows)
     np.testing.assert_allclose(result.pca.explained_variance_ratio, reference.explained_variance_ratio_, atol=1e-4)
-    for ours, theirs in zip(result.pca.components[:3], reference.components_[:3]):
-        assert abs(float(ours @ theirs)) > 0.999  # the same axis, up to sign
+    if solver == "tsqr":  # exact: every component equals scikit-learn's, up to sign
+        signs = np.sign(np.sum(result.pca.components * reference.components_, axis=1))
+        np.testing.assert_allclose(result.pca.components * signs[:, None], reference.components_, atol=1e-4)
+    else:  # IncrementalPCA: the leading axes, up to sign (the 4th and 5th differ beyond 1e-4)
+        for ours, theirs in zip(result.pca.components[:3], reference.components_[:3]):
+            assert abs(float(ours @ theirs)) > 0.999
     coords = group["map/coords"][:]
     np.testing.assert_allclose(coords, (rows - rows.mean(axis=0)) @ result.pca.components.T, atol=1e-4)
     names = {p.name for p in result.pictures}

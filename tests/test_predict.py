@@ -52,6 +52,7 @@ def test_bundle_round_trip(bundle, learning_store):
     np.testing.assert_array_equal(b.unique_soap, group[lae_path(0.032, "unique/soap")][:])
     np.testing.assert_array_equal(b.unique_count, group[lae_path(0.032, "unique/count")][:])
     assert b.params == dict(group.attrs["params"]) and b.species == ["Ni"] and b.eps == pytest.approx(0.032)
+    assert b.meta["training"]["soap_backend"] == group.attrs["soap_backend"] and b.params["soap"]["backend"] == "dscribe"
     assert {(r["property"], r["representation"]) for r in b.meta["models"]} == {
         (p, r) for p in ("energy", "disordered") for r in ("ASR", "ASR_area", "LER")}
     assert 0 <= b.in_domain_threshold <= 1

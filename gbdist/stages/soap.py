@@ -251,14 +251,16 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
     sources = np.array([by_id[i] for i in group["gb/id"][:].tolist()], dtype=str)
     if not np.array_equal(sources, group["gb/source"][:]):  # same files, moved since
         write_array(group, "gb/source", sources, ["gb"])
-    todo = np.flatnonzero(group["progress/soap"][:] == 0).tolist()[::-1]
+    todo = np.flatnonzero(group["progress/soap"][:] == 0).tolist()
     if todo:
+        import dask
+
         t0 = time.perf_counter()
-        bag = db.from_sequence(todo, partition_size=1)
-        tasks = bag.map(soap_chunk, store, storage_options, params).to_delayed()
         # last chunk first: the first rows are then the most recently written, the ones a page cache
         # smaller than the store still holds when the lae stage's discovery reads them in row order
-        futures = [client.compute(task, priority=len(tasks) - i) for i, task in enumerate(tasks)]
+        with dask.annotate(priority=lambda key: key[1]):  # key (name, partition) → the later, the sooner
+            bag = db.from_sequence(todo, partition_size=1).map(soap_chunk, store, storage_options, params)
+        futures = client.compute(bag.to_delayed())
         for f in as_completed_with_progress(futures, "soap"):
             try:
                 results = f.result()

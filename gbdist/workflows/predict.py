@@ -91,6 +91,18 @@ def _compute_store(client, store: str, inputs: list[str], bundle: Bundle, storag
     return report.failures
 
 
+def _check_backend(bundle: Bundle) -> None:
+    """The bundle's SOAP code must be installed (a clear error if not); another version of it is
+    allowed, with a warning, since its vectors may differ slightly from the training ones."""
+    from gbdist.compute.soap import backend_version
+
+    here = backend_version(SoapStageParams(**bundle.params).soap)
+    trained = bundle.meta.get("training", {}).get("soap_backend")
+    if trained and trained.get("version") not in (here["version"], "unrecorded"):
+        log.warning("bundle %s: trained with %s %s, this run uses %s %s", bundle.path, trained["name"],
+                    trained["version"], here["name"], here["version"])
+
+
 def predict_structures(bundle_path: str | Path, inputs: list[str] | None, out: str | Path,
                        options: PredictOptions | None = None, cluster: ClusterConfig | None = None,
                        store: str | None = None, storage_options: dict | None = None) -> PredictResult:
@@ -98,6 +110,7 @@ def predict_structures(bundle_path: str | Path, inputs: list[str] | None, out: s
     t0 = time.perf_counter()
     options = options or PredictOptions()
     bundle = load_bundle(bundle_path)
+    _check_backend(bundle)
     if (not inputs) == (store is None):
         raise GbdistError("give structure files (INPUT...) or --store, not both and not neither")
     out = Path(out)
