@@ -176,8 +176,9 @@ def normalised_params(params: dict) -> dict:
         return dict(params)
 
 
-def check_same_job(group: zarr.Group, store: str, inputs: list[dict], params: SoapStageParams):
-    """Refuse to mix a store with other inputs or parameters (the SOAP backend and its version included)."""
+def check_same_job(group: zarr.Group, store: str, inputs: list[dict] | None, params: SoapStageParams):
+    """Refuse to mix a store with other inputs (unless ``inputs`` is None: not read by this run) or
+    parameters (the SOAP backend and its version included)."""
     old_params = group.attrs.get("params")
     if old_params is not None:
         if normalised_params(old_params) != params.model_dump(mode="json"):
@@ -187,7 +188,7 @@ def check_same_job(group: zarr.Group, store: str, inputs: list[dict], params: So
         raise StoreError(f"{store}: SOAP rows from {old_backend['name']} {old_backend['version']}, this run would use "
                          f"{backend['name']} {backend['version']}; use a new store")
     old_inputs = group.attrs.get("inputs")
-    if old_inputs is not None:
+    if old_inputs is not None and inputs is not None:
         old = {(r["id"], r["sha256"]) for r in old_inputs}
         new = {(r["id"], r["sha256"]) for r in inputs}
         if old != new:
