@@ -174,13 +174,19 @@ def _seed(client, group) -> np.ndarray:
     return client.submit(perfect_fcc_soap, params, list(group.attrs["species"]), pure=False).result()
 
 
-def discover_leaders(client, store, storage_options, eps_values, ahead: int | None = None) -> tuple[dict, int]:
+AHEAD = 8
+"""Chunks screened on the workers ahead of the driver in discovery. Fixed, not set by the number
+of workers: which leaders a screening task knows (and so the float rounding of the rare row at
+the threshold, and the populations that pick the hot leaders) then never depends on the
+cluster, and every cluster writes a bit-identical store."""
+
+
+def discover_leaders(client, store, storage_options, eps_values, ahead: int = AHEAD) -> tuple[dict, int]:
     """Leaders per eps by the greedy rule over all rows in row order: ({eps: Leaders}, rows read).
 
-    ``ahead`` chunks are screened on the workers at a time (default 2 per worker thread + 1);
-    the result does not depend on it.
+    ``ahead`` chunks are screened on the workers at a time; the leaders do not depend on it
+    (up to float rounding at the threshold).
     """
-    from gbdist.stages.client import n_worker_threads
     from gbdist.stages.progress import with_progress
 
     group = open_group(store, mode="r", storage_options=storage_options)
@@ -189,7 +195,6 @@ def discover_leaders(client, store, storage_options, eps_values, ahead: int | No
     seed = _seed(client, group)
     found = {eps: Leaders.seeded(seed) for eps in eps_values}
     n_chunks = group["progress/soap"].shape[0]
-    ahead = ahead or 2 * n_worker_threads(client) + 1
     pending, rows_read = {}, 0
 
     def submit(k: int) -> None:
