@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 from ase import Atoms
-from ase.data import chemical_symbols
+from ase.data import atomic_numbers, chemical_symbols
 from pydantic import BaseModel, ConfigDict, Field
 
 from gbdist.errors import GbdistError
@@ -102,7 +102,7 @@ def _featomic_rows(atoms: Atoms, centres: np.ndarray, params: SoapParams, specie
     calculator = _featomic_soap(params.r_cut, params.n_max, params.l_max, params.sigma)
     samples = metatensor.Labels(["atom"], np.asarray(centres, dtype=np.int32).reshape(-1, 1))
     tensor = calculator.compute(atoms, selected_samples=samples)
-    numbers = sorted(int(Atoms(s).numbers[0]) for s in species)
+    numbers = sorted(atomic_numbers[s] for s in species)
     pairs = metatensor.Labels(["neighbor_1_type", "neighbor_2_type"],
                               np.array([(a, b) for i, a in enumerate(numbers) for b in numbers[i:]], np.int32))
     block = tensor.keys_to_properties(pairs).keys_to_samples("center_type").block()

@@ -42,7 +42,7 @@ from gbdist.compute.leaders import (
 )
 from gbdist.compute.soap import SoapParams
 from gbdist.errors import StoreError
-from gbdist.stages.progress import as_completed_with_progress
+from gbdist.stages.progress import as_completed_with_progress, with_progress
 from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
 from gbdist.store.schema import (
     ASSIGNED_GROUP,
@@ -129,16 +129,15 @@ def _chunk_summary(group: zarr.Group, start: int, labels: np.ndarray, sims: np.n
 
 
 def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray, hot: np.ndarray,
-                 write: bool, out_group: str | None = None) -> dict:
+                 out_group: str | None = None) -> dict:
     """Worker task: label chunk k's rows (into ``out_group``, default the eps's LAE group); return
     per-GB counts, orphans (rows farther than eps from every leader) and the best fcc row."""
-    group = zarr.open_group(store, mode="r+" if write else "r", storage_options=storage_options)
+    group = zarr.open_group(store, mode="r+", storage_options=storage_options)
     start, rows = _chunk_rows(group, k)
     labels, sims = LeaderSearch(leaders, hot).search(rows)
-    if write:
-        out = group[out_group or lae_group_name(eps)]
-        out["label"][start:start + len(rows)] = labels
-        out["similarity"][start:start + len(rows)] = sims
+    out = group[out_group or lae_group_name(eps)]
+    out["label"][start:start + len(rows)] = labels
+    out["similarity"][start:start + len(rows)] = sims
     return {"k": k, "rows_read": len(rows), **_chunk_summary(group, start, labels, sims, eps)}
 
 
@@ -156,7 +155,7 @@ def refine_chunk(k: int, store: str, storage_options, eps: float, leaders: np.nd
     risk = np.flatnonzero(2.0 * soap_distance(sims) >= reach[labels])
     rows_read = 0
     if len(risk):
-        chunk_start, rows = _chunk_rows(group, k)
+        _, rows = _chunk_rows(group, k)
         rows_read = len(rows)
         s, i = ip_index(leaders[n_old:]).search(np.ascontiguousarray(rows[risk]), 1)
         better = s[:, 0] > sims[risk]
@@ -187,8 +186,6 @@ def discover_leaders(client, store, storage_options, eps_values, ahead: int = AH
     ``ahead`` chunks are screened on the workers at a time; the leaders do not depend on it
     (up to float rounding at the threshold).
     """
-    from gbdist.stages.progress import with_progress
-
     group = open_group(store, mode="r", storage_options=storage_options)
     if not stage_done(group, "soap"):
         raise StoreError(f"{store}: the soap stage is not complete; run it first")
@@ -222,12 +219,12 @@ def _label_arrays(group: zarr.Group, out: zarr.Group) -> zarr.Group:
     return out
 
 
-def _assign_all(client, store, storage_options, eps, vectors, hot, write, n_chunks, out_group=None):
+def _assign_all(client, store, storage_options, eps, vectors, hot, n_chunks, out_group=None):
     vec_future = client.scatter(vectors, broadcast=True)
     # last chunk first: discovery has just read the rows in order, so the last ones are the most
     # likely to be still in a page cache smaller than the store
     futures = [client.submit(assign_chunk, k, store=store, storage_options=storage_options, eps=eps,
-                             leaders=vec_future, hot=hot, write=write, out_group=out_group, pure=False, priority=k)
+                             leaders=vec_future, hot=hot, out_group=out_group, pure=False, priority=k)
                for k in range(n_chunks)]
     return [f.result() for f in as_completed_with_progress(futures, f"lae assign eps={eps}")]
 
@@ -268,7 +265,7 @@ def assign_to_dictionary(client, store: str, eps: float, leaders: np.ndarray, le
     if not stage_done(group, "soap"):
         raise StoreError(f"{store}: the soap stage is not complete; run it first")
     out = _label_arrays(group, group.require_group(ASSIGNED_GROUP))
-    results = _assign_all(client, store, storage_options, eps, leaders, most_counted(leader_counts, HOT), True,
+    results = _assign_all(client, store, storage_options, eps, leaders, most_counted(leader_counts, HOT),
                           group["progress/soap"].shape[0], ASSIGNED_GROUP)
     counts = per_gb_counts(results, group["gb/id"].shape[0], len(leaders))
     novel = np.sort(np.concatenate([r["orphans"] for r in results]))
@@ -321,7 +318,7 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     group = open_group(store, mode="a", storage_options=storage_options)
     out = _label_arrays(group, begin_lae_run(group, eps))
     n_rows, n_chunks = group["soap"].shape[0], group["progress/soap"].shape[0]
-    results = _assign_all(client, store, storage_options, eps, vectors, leaders.hot(), True, n_chunks)
+    results = _assign_all(client, store, storage_options, eps, vectors, leaders.hot(), n_chunks)
     rows_read += sum(r["rows_read"] for r in results)
     orphans = np.concatenate([r["orphans"] for r in results])
     log.info("lae eps=%.4f: rows assigned after %.1f s; %d orphan rows", eps, time.perf_counter() - t0, len(orphans))

@@ -400,17 +400,15 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
         log.info("bench: predict the last %d dumps with the learnt bundle", config.predict_dumps)
         result["predict"] = predict_stage(client, out / "models", files[-config.predict_dumps:], out / "predict")
         result["soap_read"] = soap_read_pass(client, store)
-        result["olmsted"] = {"cluster_start_s": start_s, "figures": [asdict(f) | {"rows_per_s": f.rows_per_s}
-                                                                    for f in figures], **info}
+        result["olmsted"] = {"cluster_start_s": start_s, "figures": _as_dicts(figures), **info}
         if config.featomic:
             log.info("bench: the data path with featomic")
             f_figures, f_info = data_path(client, out / "olmsted-featomic.zarr", files, config.workers, "featomic")
-            result["olmsted_featomic"] = {"cluster_start_s": start_s, "figures": [
-                asdict(f) | {"rows_per_s": f.rows_per_s} for f in f_figures], **f_info}
+            result["olmsted_featomic"] = {"cluster_start_s": start_s, "figures": _as_dicts(f_figures), **f_info}
         if config.scale:
             log.info("bench: %d× scale-up", config.scale)
             scaled = scale_up(client, files, labels, config.scale, config.displacement, out, config.workers)
-            scaled["figures"] = [asdict(f) | {"rows_per_s": f.rows_per_s} for f in scaled["figures"]]
+            scaled["figures"] = _as_dicts(scaled["figures"])
             result["scale_up"] = scaled
 
     log.info("bench: bare SOAP kernels on %d dumps", config.bare_dumps)
@@ -427,14 +425,23 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
     return result
 
 
+def _as_dicts(figures: list[StageFigure]) -> list[dict]:
+    """Stage figures as JSON-ready dicts, rows/s included."""
+    return [asdict(f) | {"rows_per_s": f.rows_per_s} for f in figures]
+
+
+def _total_s(run: dict) -> float:
+    """Cluster start + the soap, asr and lae walls of one data-path run (``olmsted_total_s``)."""
+    return run["cluster_start_s"] + sum(f["wall_s"] for f in run["figures"] if f["stage"] in ("soap", "asr", "lae"))
+
+
 def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
     olm = result["olmsted"]
-    path_s = sum(f.wall_s for f in figures if f.stage in ("soap", "asr", "lae"))
     bare_s = olm["n_lae"] / result["bare"]["rows_per_cpu_s"]
     data_stages = [f for f in figures if f.stage in ("soap", "asr", "lae", "learn")]
     per_core = result["speedup"]["rows_per_s_per_core"]
     summary = {
-        "olmsted_total_s": olm["cluster_start_s"] + path_s,
+        "olmsted_total_s": _total_s(olm),
         "soap_rows_per_s_per_core": per_core["dscribe"],
         "soap_vs_bare": per_core["dscribe"] / result["bare"]["rows_per_cpu_s"],
         "passes_asr": olm["passes_asr"],
@@ -455,8 +462,7 @@ def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
     if "olmsted_featomic" in result:
         fea = result["olmsted_featomic"]
         summary.update({
-            "olmsted_total_s_featomic": fea["cluster_start_s"] + sum(
-                f["wall_s"] for f in fea["figures"] if f["stage"] in ("soap", "asr", "lae")),
+            "olmsted_total_s_featomic": _total_s(fea),
             "soap_rows_per_s_per_core_featomic": per_core["featomic"],
             "soap_vs_bare_featomic": per_core["featomic"] / result["bare_featomic"]["rows_per_cpu_s"],
             "featomic_vs_dscribe_rows_per_s": per_core["featomic"] / per_core["dscribe"],

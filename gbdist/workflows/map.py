@@ -62,10 +62,7 @@ def map_store(store: str, out: str | Path, options: MapOptions | None = None,
     if bool(options.labels) != bool(options.property):
         raise GbdistError("--labels and --property go together: the property coloured on the map")
     group = open_group(store)
-    gb_ids = np.array([str(i) for i in group["gb/id"][:]])
-    unknown = [g for g in options.gb if g not in set(gb_ids)]
-    if unknown:
-        raise GbdistError(f"--gb: {', '.join(unknown)} not in {store}")
+    gb_ids = _gb_ids(group, store, options.gb)
     labels = load_labels(options.labels) if options.labels else None
     if labels is not None:  # checked before any work
         (prop,) = align_labels(labels, gb_ids, [options.property])
@@ -75,7 +72,7 @@ def map_store(store: str, out: str | Path, options: MapOptions | None = None,
         pca = run_pca_stage(client, store, options.components, options.solver)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    xy = group[f"{MAP_GROUP}/coords"].get_orthogonal_selection((slice(None), [0, 1])).astype(np.float64)
+    xy = _pc12(group)
     cna, lae_gb, evr = group["lae/cna"][:], group["lae/gb"][:], pca.explained_variance_ratio
     pictures = []
     if eps is not None:
@@ -99,6 +96,20 @@ def map_store(store: str, out: str | Path, options: MapOptions | None = None,
     return MapResult(pca, eps, pictures, report)
 
 
+def _gb_ids(group, store: str, wanted: list[str]) -> np.ndarray:
+    """The store's GB ids (gb,) str; an error naming ``--gb`` if any of ``wanted`` is not among them."""
+    gb_ids = np.array([str(i) for i in group["gb/id"][:]])
+    unknown = [g for g in wanted if g not in set(gb_ids)]
+    if unknown:
+        raise GbdistError(f"--gb: {', '.join(unknown)} not in {store}")
+    return gb_ids
+
+
+def _pc12(group) -> np.ndarray:
+    """Every row's stored coordinates on PC1–PC2, (lae, 2) float64."""
+    return group[f"{MAP_GROUP}/coords"].get_orthogonal_selection((slice(None), [0, 1])).astype(np.float64)
+
+
 def _map_onto(store: str, out: Path, options: MapOptions, cluster: ClusterConfig | None) -> MapResult:
     """Place ``store``'s rows on the map of ``options.onto``; draw them (and each ``--gb``) over its density."""
     if options.labels or options.property:
@@ -109,15 +120,11 @@ def _map_onto(store: str, out: Path, options: MapOptions, cluster: ClusterConfig
     if normalised_params(base.attrs.get("params", {})) != normalised_params(group.attrs.get("params", {})):
         raise GbdistError(f"--onto {options.onto}: computed with other read/select/SOAP parameters than {store}; "
                           "their SOAP rows do not share a map")
-    gb_ids = np.array([str(i) for i in group["gb/id"][:]])
-    unknown = [g for g in options.gb if g not in set(gb_ids)]
-    if unknown:
-        raise GbdistError(f"--gb: {', '.join(unknown)} not in {store}")
+    gb_ids = _gb_ids(group, store, options.gb)
     with store_lock(store), dask_client(cluster or ClusterConfig()) as client:
         pca = project_onto(client, store, read_pca(base), options.onto)
     out.mkdir(parents=True, exist_ok=True)
-    background = base[f"{MAP_GROUP}/coords"].get_orthogonal_selection((slice(None), [0, 1])).astype(np.float64)
-    xy = group[f"{MAP_GROUP}/coords"].get_orthogonal_selection((slice(None), [0, 1])).astype(np.float64)
+    background, xy = _pc12(base), _pc12(group)
     cna, lae_gb, evr = group["lae/cna"][:], group["lae/gb"][:], pca.explained_variance_ratio
     novel = None
     if ASSIGNED_GROUP in group and "eps" in group[ASSIGNED_GROUP].attrs:  # written by gbdist predict
