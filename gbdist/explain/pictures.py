@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from gbdist.compute.orientation import TiltAxis  # noqa: E402
+
 CNA_COLOURS = {1: "tab:blue", 2: "tab:green"}  # fcc blue, hcp green, everything else red (as in the paper)
 
 
@@ -40,38 +42,45 @@ def lae_picture(path: Path, positions: np.ndarray, cna: np.ndarray, title: str) 
 @dataclass
 class BoundarySlab:
     """The atoms of a thin slab through an LAE's centre, in the picture's frame (Å, centre at 0):
-    ``xy`` (m, 2) horizontal (in the GB plane) and vertical (along the normal), ``cna`` (m,),
-    ``layer`` (m,) 0 / 1 alternating atomic planes along the view, and the axes used."""
+    ``xy`` (m, 2) across (in the GB plane) and up (along the normal), ``cna`` (m,), ``layer`` (m,)
+    0 / 1 alternating atomic planes along the view, and ``view``, ``across`` naming the directions."""
 
     xy: np.ndarray
     cna: np.ndarray
     layer: np.ndarray
-    view: int
-    horizontal: int
+    view: str
+    across: str
     normal: int
 
 
 def boundary_slab(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, centre: int, normal: int,
-                  cna: np.ndarray, half_thickness: float = 2.0, half_width: float = 18.0,
-                  half_height: float = 12.0) -> BoundarySlab:
-    """Cut a slab ``2 × half_thickness`` Å thick through atom ``centre``, viewed along the periodic
-    in-plane box axis with the shortest period; positions (n, 3) Å, cell (3, 3), pbc (3,)."""
+                  cna: np.ndarray, tilt: TiltAxis | None = None, half_thickness: float = 2.0,
+                  half_width: float = 18.0, half_height: float = 12.0) -> BoundarySlab:
+    """Cut a slab through atom ``centre`` and project it along the view: the boundary's ``tilt`` axis,
+    one lattice repeat thick, so every atomic column shows once; else the periodic in-plane box axis
+    with the shortest period, ``2 × half_thickness`` Å thick. positions (n, 3) Å, cell (3, 3), pbc (3,)."""
     from ase.geometry import find_mic
 
-    in_plane = [a for a in range(3) if a != normal]
-    periodic = [a for a in in_plane if pbc[a]] or in_plane
-    view = min(periodic, key=lambda a: np.linalg.norm(cell[a]))
-    horizontal = next(a for a in in_plane if a != view)
+    up = np.eye(3)[normal]
+    if tilt is not None:
+        view, depth_half = tilt.direction, tilt.period / 2
+        view_name = f"tilt axis {tilt.label} ({tilt.angle:g}°)"
+    else:
+        in_plane = [a for a in range(3) if a != normal]
+        periodic = [a for a in in_plane if pbc[a]] or in_plane
+        axis = min(periodic, key=lambda a: np.linalg.norm(cell[a]))
+        view, depth_half, view_name = np.eye(3)[axis], half_thickness, f"box axis {'xyz'[axis]}"
+    across = np.cross(up, view)
+    across /= np.linalg.norm(across)
     d, _ = find_mic(positions - positions[centre], cell, pbc)
-    keep = ((np.abs(d[:, view]) <= half_thickness) & (np.abs(d[:, horizontal]) <= half_width)
-            & (np.abs(d[:, normal]) <= half_height))
-    depth = d[keep, view]
-    order = np.argsort(depth)
-    gaps = np.concatenate([[0], np.diff(depth[order]) > 0.3])  # a new atomic plane where the depth jumps
-    layer = np.empty(len(depth), np.int64)
+    depth, x, y = d @ view, d @ across, d @ up
+    keep = (depth >= -depth_half) & (depth < depth_half) & (np.abs(x) <= half_width) & (np.abs(y) <= half_height)
+    order = np.argsort(depth[keep])
+    gaps = np.concatenate([[0], np.diff(depth[keep][order]) > 0.3])  # a new atomic plane where the depth jumps
+    layer = np.empty(int(keep.sum()), np.int64)
     layer[order] = np.cumsum(gaps) % 2
-    return BoundarySlab(np.column_stack([d[keep, horizontal], d[keep, normal]]), cna[keep], layer,
-                        view, horizontal, normal)
+    across_name = "[" + " ".join(f"{c:g}" for c in np.round(across, 2) + 0.0) + "]"
+    return BoundarySlab(np.column_stack([x[keep], y[keep]]), cna[keep], layer, view_name, across_name, normal)
 
 
 def _draw_slab(ax, slab: BoundarySlab, r_cut: float, title: str, fontsize: int = 8) -> None:
@@ -93,11 +102,10 @@ def _draw_slab(ax, slab: BoundarySlab, r_cut: float, title: str, fontsize: int =
 
 
 def boundary_picture(path: Path, slab: BoundarySlab, r_cut: float, title: str) -> None:
-    """PNG of an LAE inside its boundary (GB plane horizontal, view along a box axis)."""
+    """PNG of an LAE inside its boundary (GB plane horizontal, view along its tilt axis or a box axis)."""
     fig, ax = plt.subplots(figsize=(7, 5))
     _draw_slab(ax, slab, r_cut, title, fontsize=9)
-    axis = "xyz"
-    fig.text(0.5, 0.01, f"view along {axis[slab.view]}, {axis[slab.horizontal]} across, GB normal {axis[slab.normal]} "
+    fig.text(0.5, 0.01, f"view along the {slab.view}, {slab.across} across, GB normal {'xyz'[slab.normal]} "
              "up · blue fcc, green hcp, red other\nfilled / open: alternate planes along the view · + centre, "
              f"dashed: r_cut = {r_cut:g} Å", ha="center", fontsize=7)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
@@ -117,7 +125,8 @@ def boundary_overview(path: Path, slabs: list[tuple[str, BoundarySlab]], gains: 
     bars.set_yticks(range(n)[::-1], [title for title, _ in slabs], fontsize=7)
     bars.set_xlabel("gain (LER model)", fontsize=8)
     for k, (title, slab) in enumerate(slabs):
-        _draw_slab(fig.add_subplot(grid[1 + k // columns, k % columns]), slab, r_cut, title, fontsize=8)
+        _draw_slab(fig.add_subplot(grid[1 + k // columns, k % columns]), slab, r_cut, f"{title}, view: {slab.view}",
+                   fontsize=8)
     fig.text(0.5, 0.005, "GB plane horizontal · blue fcc, green hcp, red other · filled / open: alternate planes "
              "along the view · + centre, dashed: r_cut", ha="center", fontsize=8)
     fig.tight_layout(rect=(0, 0.015, 1, 1))

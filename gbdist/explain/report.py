@@ -9,13 +9,16 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from gbdist.compute.select import cna_classes
+from gbdist.compute.cna import FCC
+from gbdist.compute.orientation import TiltAxis, bicrystal_tilt_axis
+from gbdist.compute.select import SelectParams, cna_classes, select_gb_region
 from gbdist.errors import GbdistError
 from gbdist.explain.pictures import boundary_overview, boundary_picture, boundary_slab, lae_picture
 from gbdist.explain.ranking import class_fractions, cluster_around, fcc_fraction, hcp_fraction, one_vs_rest, rank_laes
 from gbdist.io.read import ReadParams, read_structure
 from gbdist.learning.labels import Property
 from gbdist.store.schema import lae_path, open_group, resolve_eps
+from gbdist.structure import Structure
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +39,29 @@ def describe_lae(k: int, trace: dict, ler: np.ndarray, prop: Property) -> dict:
             "mean_fraction": class_fractions(ler, prop, k)}
 
 
-def render_lae(entry: dict, structures: dict, read: ReadParams, cna_column: str, r_cut: float, out: Path):
-    """Cut the cluster around the LAE's source atom; write ``lae<k>.extxyz``, ``lae<k>.png`` and
-    ``lae<k>_boundary.png`` (the LAE inside a thin slab of its boundary).
+def boundary_tilt_axis(structure: Structure, cna: np.ndarray, select: SelectParams, normal: int) -> TiltAxis | None:
+    """The boundary's tilt axis from its two grains' orientations, or None (not tilt, or not placed)."""
+    try:
+        extent = select_gb_region(structure, select.model_copy(update={"normal": "xyz"[normal]})).extent
+    except GbdistError:
+        return None
+    return bicrystal_tilt_axis(structure.positions, structure.cell, structure.pbc, cna == FCC, normal, extent)
 
-    Returns (the cluster (ase.Atoms), the slab). ``structures`` caches read files with their CNA classes.
+
+def render_lae(entry: dict, structures: dict, read: ReadParams, select: SelectParams, r_cut: float, out: Path):
+    """Cut the cluster around the LAE's source atom; write ``lae<k>.extxyz``, ``lae<k>.png`` and
+    ``lae<k>_boundary.png`` (the LAE inside a thin slab of its boundary, seen along its tilt axis
+    when it has one).
+
+    Returns (the cluster (ase.Atoms), the slab). ``structures`` caches read files with their CNA
+    classes and tilt axes.
     """
     source = entry["source"]
     if source not in structures:
         structure = read_structure(source, read)
-        structures[source] = (structure, cna_classes(structure, cna_column))
-    structure, cna = structures[source]
+        cna = cna_classes(structure, select.cna_column)
+        structures[source] = (structure, cna, boundary_tilt_axis(structure, cna, select, entry["normal"]))
+    structure, cna, tilt = structures[source]
     cluster = cluster_around(structure, entry["atom"], r_cut, cna)
     cluster.info.update({"lae": entry["lae"], "gb": entry["gb"], "atom": entry["atom"], "r_cut": r_cut})
     stem = f"lae{entry['lae']}"
@@ -54,7 +69,7 @@ def render_lae(entry: dict, structures: dict, read: ReadParams, cna_column: str,
     title = f"LAE {entry['lae']}: {entry['gb']} atom {entry['atom']}"
     lae_picture(out / f"{stem}.png", cluster.positions, cluster.arrays["cna"], title)
     centre = int(np.flatnonzero(structure.ids == entry["atom"])[0])
-    slab = boundary_slab(structure.positions, structure.cell, structure.pbc, centre, entry["normal"], cna)
+    slab = boundary_slab(structure.positions, structure.cell, structure.pbc, centre, entry["normal"], cna, tilt)
     boundary_picture(out / f"{stem}_boundary.png", slab, r_cut, title + " in its boundary")
     return cluster, slab
 
@@ -68,7 +83,7 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
     group = open_group(store)
     eps = resolve_eps(group, store, eps)
     params = group.attrs["params"]
-    read, cna_column, r_cut = ReadParams(**params["read"]), params["select"]["cna_column"], params["soap"]["r_cut"]
+    read, select, r_cut = ReadParams(**params["read"]), SelectParams(**params["select"]), params["soap"]["r_cut"]
     ler = group[lae_path(eps, "ler")][:]
     try:
         target = one_vs_rest(prop, klass)
@@ -84,14 +99,14 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
             "rank": rank, "gain": float(ranking.gain[k]), "mean_abs_shap": float(ranking.mean_abs_shap[k]),
             "mean_shap_in_class": float(ranking.mean_shap_in_class[k])}
         try:
-            cluster, slab = render_lae(entry, structures, read, cna_column, r_cut, out)
+            cluster, slab = render_lae(entry, structures, read, select, r_cut, out)
         except (GbdistError, ValueError) as err:  # a moved or unreadable source: report it, go on
             entry["error"] = str(err)
             log.warning("explain: LAE %d: %s", k, err)
         else:
             entry |= {"atoms": len(cluster), "hcp_fraction": hcp_fraction(cluster),
                       "fcc_fraction": fcc_fraction(cluster), "extxyz": f"lae{k}.extxyz", "png": f"lae{k}.png",
-                      "boundary_png": f"lae{k}_boundary.png"}
+                      "boundary_png": f"lae{k}_boundary.png", "view": slab.view}
             pictures.append((f"#{rank} LAE {k} ({entry['gb']})", slab))
         entries.append(entry)
     if pictures:
@@ -111,19 +126,21 @@ def report_markdown(entries: list[dict], prop: Property, klass: int | None, eps:
              "on all labelled GBs); mean |SHAP| from XGBoost `pred_contribs`. Mean fraction: the LAE's share of "
              "a GB's environments, averaged over the GBs of each class. hcp / fcc: CNA share of the atoms within "
              "r_cut of the centre. Each LAE is drawn twice: the cluster cut out (two projections) and inside a "
-             "thin slab of its boundary (GB plane horizontal, viewed along the in-plane box axis with the shortest "
-             "period, filled / open circles for alternate atomic planes along the view, its r_cut dashed).", "",
+             "thin slab of its boundary (GB plane horizontal, viewed along the boundary's tilt axis when it has one "
+             "— found from the two grains' orientations — one lattice repeat thick, else along the in-plane box "
+             "axis with the shortest period; filled / open circles for alternate atomic planes along the view, "
+             "its r_cut dashed). The view column says which.", "",
              "![overview](overview.png)", "",
              "| rank | LAE | gain | mean abs SHAP | GB | atom | GBs with it | "
-             + " | ".join(f"mean fraction ({c})" for c in fractions) + " | hcp | fcc | picture | cluster |",
-             "|" + " --- |" * (11 + len(fractions))]
+             + " | ".join(f"mean fraction ({c})" for c in fractions) + " | hcp | fcc | view | picture | cluster |",
+             "|" + " --- |" * (12 + len(fractions))]
     for e in entries:
         cells = [str(e["rank"]), str(e["lae"]), f"{e['gain']:.3g}", f"{e['mean_abs_shap']:.3g}", e["gb"],
                  str(e["atom"]), str(e["gbs_containing"])] + [f"{e['mean_fraction'][c]:.4f}" for c in fractions]
         if "png" in e:
-            cells += [f"{e['hcp_fraction']:.2f}", f"{e['fcc_fraction']:.2f}",
+            cells += [f"{e['hcp_fraction']:.2f}", f"{e['fcc_fraction']:.2f}", e["view"],
                       f"[cluster]({e['png']}) · [in its boundary]({e['boundary_png']})", f"[extxyz]({e['extxyz']})"]
         else:
-            cells += ["–", "–", f"not rendered: {e['error']}", "–"]
+            cells += ["–", "–", "–", f"not rendered: {e['error']}", "–"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
