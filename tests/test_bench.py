@@ -15,7 +15,7 @@ KEYS = {"olmsted_total_s", "soap_efficiency", "soap_efficiency_vs_bare", "speedu
         "soap_rows_per_s_per_core", "soap_vs_bare", "passes_asr", "passes_lae", "n_unique",
         "growth_soap", "growth_asr", "growth_lae", "asr_lae_share_of_soap_10x", "passes_asr_10x", "passes_lae_10x"}
 FEATOMIC_KEYS = {"olmsted_total_s_featomic", "soap_rows_per_s_per_core_featomic", "soap_vs_bare_featomic",
-                 "featomic_vs_dscribe_rows_per_s", "n_unique_featomic"}
+                 "featomic_vs_dscribe_rows_per_s", "n_unique_featomic", "eps_featomic", "n_unique_featomic_default_eps"}
 PASSES = {"passes_asr", "passes_lae", "passes_asr_10x", "passes_lae_10x"}
 
 
@@ -31,7 +31,7 @@ def test_bench_writes_every_figure(learning_store, tmp_path):
     bench_file.write_text(yaml.safe_dump({"inputs": [str(p) for p in dumps], "labels": str(labels), "workers": 2,
                                           "memory_limit": "2GiB", "speedup_dumps": 4, "speedup_repeats": 2,
                                           "bare_dumps": 2, "scale": 2, "kernel_fine_eps": 0.02,
-                                          "predict_dumps": 3, "featomic": with_featomic}))
+                                          "predict_dumps": 3, "featomic": with_featomic, "featomic_eps": 0.05}))
     out = tmp_path / "bench"
     result = runner.invoke(app, ["bench", str(bench_file), "--out", str(out), "--no-verbose"])
     assert result.exit_code == 0, result.output
@@ -55,3 +55,5 @@ def test_bench_writes_every_figure(learning_store, tmp_path):
     assert bench["leader_kernels"][f"{eps:.4f}"]["n_unique"] == bench["numpy_leaders"]["n_unique"]
     assert bench["soap_read"]["gb"] == bench["olmsted"]["n_lae"] * 1014 * 4 / 1e9, "every SOAP row read once"
     assert "| speedup_2v1 |" in (out / "bench.md").read_text()
+    if with_featomic:  # featomic's data path at its own eps, and the count at the default one
+        assert summary["eps_featomic"] == 0.05 and bench["olmsted_featomic"]["default_eps"] == 0.032

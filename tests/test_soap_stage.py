@@ -71,9 +71,9 @@ def test_featomic_backend_gives_its_own_soap_rows_and_a_store_refuses_a_mixed_ba
     run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, soap={"backend": "featomic", "n_max": 6,
                                                                               "l_max": 4}))
     g = zarr.open_group(str(store), mode="r")
-    assert g.attrs["soap_backend"] == {"name": "featomic", "version": featomic.__version__}
+    assert g.attrs["soap_backend"] == {"name": "featomic", "version": featomic.__version__, "layout": "n1<=n2"}
     params = SoapParams(backend="featomic", n_max=6, l_max=4)
-    assert g["soap"].shape[1] == n_features(params, ["Ni"]) == 6 * 6 * 5
+    assert g["soap"].shape[1] == n_features(params, ["Ni"]) == 6 * 7 // 2 * 5  # n_1 ≤ n_2 of featomic's 6 × 6
     offsets = g["gb/offset"][:]
     for i, path in enumerate(toy_dumps[:2]):  # featomic itself on the whole structure, made periodic by hand
         s = read_structure(path)
@@ -90,7 +90,13 @@ def test_featomic_backend_gives_its_own_soap_rows_and_a_store_refuses_a_mixed_ba
         direct = tensor.keys_to_samples("center_type").keys_to_properties(["neighbor_1_type", "neighbor_2_type"]).block()
         rows = slice(offsets[i], offsets[i + 1])
         raw = g["soap"][rows] * g["lae/soap_norm"][rows][:, None]
-        np.testing.assert_allclose(raw, direct.values, rtol=1e-5, atol=1e-5 * np.abs(direct.values).max())
+        n_1, n_2 = direct.properties.column("n_1"), direct.properties.column("n_2")
+        upper = n_1 <= n_2
+        packed = direct.values[:, upper] * np.where(n_1 < n_2, np.sqrt(2), 1.0)[upper]
+        scale = np.abs(direct.values).max()
+        np.testing.assert_allclose(raw, packed, rtol=1e-5, atol=1e-5 * scale)
+        gram = direct.values @ direct.values.T  # the packing keeps every inner product
+        np.testing.assert_allclose(raw.astype(np.float64) @ raw.T, gram, rtol=1e-5, atol=1e-5 * np.abs(gram).max())
     with pytest.raises(StoreError, match="other read/select/SOAP parameters"):
         run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, soap={"n_max": 6, "l_max": 4}))
 

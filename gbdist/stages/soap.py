@@ -176,6 +176,12 @@ def normalised_params(params: dict) -> dict:
         return dict(params)
 
 
+def _describe(backend: dict) -> str:
+    """'featomic 0.6.7 (rows n1<=n2)' from a store's ``soap_backend`` record."""
+    layout = backend.get("layout", "full n1 × n2" if backend["name"] == "featomic" else None)
+    return f"{backend['name']} {backend['version']}" + (f" (rows {layout})" if layout else "")
+
+
 def check_same_job(group: zarr.Group, store: str, inputs: list[dict] | None, params: SoapStageParams):
     """Refuse to mix a store with other inputs (unless ``inputs`` is None: not read by this run) or
     parameters (the SOAP backend and its version included)."""
@@ -185,8 +191,8 @@ def check_same_job(group: zarr.Group, store: str, inputs: list[dict] | None, par
             raise StoreError(f"{store}: made with other read/select/SOAP parameters; use a new store")
     old_backend, backend = group.attrs.get("soap_backend"), backend_version(params.soap)
     if old_backend is not None and old_backend != backend:
-        raise StoreError(f"{store}: SOAP rows from {old_backend['name']} {old_backend['version']}, this run would use "
-                         f"{backend['name']} {backend['version']}; use a new store")
+        raise StoreError(f"{store}: SOAP rows from {_describe(old_backend)}, this run would use {_describe(backend)}; "
+                         "use a new store")
     old_inputs = group.attrs.get("inputs")
     if old_inputs is not None and inputs is not None:
         old = {(r["id"], r["sha256"]) for r in old_inputs}

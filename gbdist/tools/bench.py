@@ -61,6 +61,9 @@ class BenchConfig(BaseModel):
     kernel_fine_eps: float = Field(0.016, gt=0, description="a finer eps (more leaders) for that comparison")
     bare_dumps: int = Field(12, ge=1, description="dumps whose centres the bare SOAP kernels run")
     featomic: bool = Field(True, description="also measure the featomic SOAP backend (needs gbdist[featomic])")
+    featomic_eps: float | None = Field(None, gt=0, lt=2, description="eps of featomic's data path (None: the job "
+                                       "default); its vectors need a larger eps for a count of unique LAEs like "
+                                       "dscribe's. The count at the default eps is then measured too.")
     predict_dumps: int = Field(88, ge=1, description="last dumps predicted with the learnt bundle (SOAP included)")
     scale: int = Field(0, ge=0, description="synthetic scale-up factor; 0 skips it")
     displacement: float = Field(0.02, ge=0, description="Å, std of the replicas' random displacements")
@@ -136,16 +139,19 @@ def parse_rate(files: list[str]) -> dict:
     return {"files": len(files), "text_mb": text_bytes / 1e6, "cpu_s": cpu, "mb_s_per_core": text_bytes / 1e6 / cpu}
 
 
-def data_path(client, store: Path, files: list[str], workers: int,
-              backend: str = "dscribe") -> tuple[list[StageFigure], dict]:
-    """soap (with select), asr and lae as separate runs on one cluster, each metered; the info
-    holds the full reads of ``soap`` that asr and lae counted (``passes_asr``, ``passes_lae``)."""
+def data_path(client, store: Path, files: list[str], workers: int, backend: str = "dscribe",
+              eps: float | None = None) -> tuple[list[StageFigure], dict]:
+    """soap (with select), asr and lae (at ``eps``, else the job default) as separate runs on one
+    cluster, each metered; the info holds the full reads of ``soap`` that asr and lae counted
+    (``passes_asr``, ``passes_lae``)."""
     from gbdist.store.schema import eps_key, open_group
 
     figures, info = [], {}
     cluster = ClusterConfig(scheduler=client.scheduler.address)
+    lae = {"eps": eps} if eps is not None else {}
     for stage in ("soap", "asr", "lae"):
-        job = JobConfig(store=str(store), inputs=files, cluster=cluster, stages=[stage], soap={"backend": backend})
+        job = JobConfig(store=str(store), inputs=files, cluster=cluster, stages=[stage], soap={"backend": backend},
+                        lae=lae)
         with _Meter(client) as meter:
             report = run_job(job)
         if stage == "soap":
@@ -403,8 +409,15 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
         result["olmsted"] = {"cluster_start_s": start_s, "figures": _as_dicts(figures), **info}
         if config.featomic:
             log.info("bench: the data path with featomic")
-            f_figures, f_info = data_path(client, out / "olmsted-featomic.zarr", files, config.workers, "featomic")
+            f_store = out / "olmsted-featomic.zarr"
+            f_figures, f_info = data_path(client, f_store, files, config.workers, "featomic", config.featomic_eps)
             result["olmsted_featomic"] = {"cluster_start_s": start_s, "figures": _as_dicts(f_figures), **f_info}
+            if config.featomic_eps is not None:
+                default = JobConfig(store=str(f_store), inputs=files, stages=["lae"], soap={"backend": "featomic"},
+                                    cluster=ClusterConfig(scheduler=client.scheduler.address))
+                lae = run_job(default).lae
+                result["olmsted_featomic"] |= {"default_eps": lae.eps, "n_unique_default_eps": lae.n_unique,
+                                               "lae_s_default_eps": lae.wall_s}
         if config.scale:
             log.info("bench: %d× scale-up", config.scale)
             scaled = scale_up(client, files, labels, config.scale, config.displacement, out, config.workers)
@@ -466,7 +479,9 @@ def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
             "soap_rows_per_s_per_core_featomic": per_core["featomic"],
             "soap_vs_bare_featomic": per_core["featomic"] / result["bare_featomic"]["rows_per_cpu_s"],
             "featomic_vs_dscribe_rows_per_s": per_core["featomic"] / per_core["dscribe"],
-            "n_unique_featomic": fea["n_unique"]})
+            "n_unique_featomic": fea["n_unique"], "eps_featomic": fea["eps"]})
+        if "n_unique_default_eps" in fea:
+            summary["n_unique_featomic_default_eps"] = fea["n_unique_default_eps"]
     if "scale_up" in result:
         walls = {f["stage"]: f["wall_s"] for f in result["scale_up"]["figures"]}
         walls_1x = {f.stage: f.wall_s for f in figures}
