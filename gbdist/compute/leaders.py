@@ -124,24 +124,33 @@ def greedy_leaders(rows: np.ndarray, eps: float, seed: np.ndarray, batch: int = 
     return np.asarray(new, dtype=np.int64)
 
 
+def leader_gram(leaders: np.ndarray) -> np.ndarray:
+    """Inner products (n_u, n_u) float64 of the leaders (n_u, d): what ``LeaderSearch`` prunes with."""
+    vectors = np.asarray(leaders, dtype=np.float64)
+    return vectors @ vectors.T
+
+
 class LeaderSearch:
-    """Most similar leader of each row: exact, with a triangle-inequality shortcut.
+    """Most similar leader of each row: exact, pruned by the triangle inequality.
 
     Every row is first compared with the ``hot`` leaders (one GEMM). Let L be its most
-    similar hot leader, at SOAP distance δ, and m_L the distance from L to the nearest
-    leader outside the hot set. Any such leader M has d(row, M) ≥ d(L, M) − δ ≥ m_L − δ, so
-    when 2δ < m_L no leader beats L and the row is done; FAISS searches the rest against
-    all leaders. The result is the same as searching every row against every leader.
+    similar hot leader, at SOAP distance δ. Any leader M more similar than L lies within δ of
+    the row, so d(L, M) ≤ d(L, row) + d(row, M) < 2δ. Hence when 2δ < m_L, the distance from L
+    to the nearest leader outside the hot set, the row is done; otherwise only the leaders
+    within 2δ of L (for the largest δ among the rows whose best hot leader is L) are
+    compared, in one GEMM per hot leader. The result is the same as comparing every row with
+    every leader, and its cost no longer grows with the number of leaders far from the row.
 
-    leaders : (n_u, d) float32 unit vectors; hot : indices of the leaders compared first.
+    leaders : (n_u, d) float32 unit vectors; hot : indices of the leaders compared first;
+    gram : their ``leader_gram`` when already computed (a driver computes it once for all tasks).
     """
 
-    def __init__(self, leaders: np.ndarray, hot: np.ndarray):
+    def __init__(self, leaders: np.ndarray, hot: np.ndarray, gram: np.ndarray | None = None):
         self.leaders = np.ascontiguousarray(leaders, dtype=np.float32)
         self.hot = np.asarray(hot, dtype=np.int64) if len(hot) else np.arange(min(1, len(leaders)))
-        self.index = ip_index(self.leaders)
+        self.distance = soap_distance(leader_gram(self.leaders) if gram is None else gram)
         cold = np.setdiff1d(np.arange(len(self.leaders)), self.hot)
-        gaps = soap_distance(self.leaders[self.hot].astype(np.float64) @ self.leaders[cold].T.astype(np.float64))
+        gaps = self.distance[np.ix_(self.hot, cold)]
         self.reach = (gaps.min(axis=1) if len(cold) else np.full(len(self.hot), np.inf)) - DISTANCE_MARGIN
 
     def hot_pass(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -156,9 +165,14 @@ class LeaderSearch:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         labels, similarity, done = self.hot_pass(rows)
         rest = np.flatnonzero(~done)
-        if len(rest):
-            s, i = self.index.search(rows[rest], 1)
-            labels[rest], similarity[rest] = i[:, 0], s[:, 0]
+        for hot_leader in np.unique(labels[rest]):
+            group = rest[labels[rest] == hot_leader]
+            reach = 2.0 * soap_distance(similarity[group]).max() + DISTANCE_MARGIN
+            candidates = np.flatnonzero(self.distance[hot_leader] < reach)  # ascending: ties to the lower index
+            sims = rows[group] @ self.leaders[candidates].T
+            best = sims.argmax(axis=1)
+            labels[group] = candidates[best]
+            similarity[group] = sims[np.arange(len(group)), best]
         return labels, similarity
 
 

@@ -6,8 +6,9 @@
    (and how many rows each leader covered). The driver takes the chunks in order, and the
    greedy rule over those few rows, against every leader found so far, gives the new leaders.
 2. Assignment, in parallel, one task per chunk: each row's most similar leader
-   (``LeaderSearch``: the most populated leaders first, FAISS for the rows they do not
-   settle). Discovery leaves every row within eps of a leader, so the rows are final.
+   (``LeaderSearch``: the most populated leaders first, then, for the rows they do not settle,
+   only the leaders the triangle inequality leaves in reach). Discovery leaves every row
+   within eps of a leader, so the rows are final.
 3. Only if float rounding leaves a row a hair beyond eps of every leader ("orphans"): those
    rows pass through the greedy rule as further leaders, and the rows whose stored distance
    δ allows a change (2δ ≥ d(old leader, new leader)) are compared with them.
@@ -33,6 +34,7 @@ from gbdist.compute.leaders import (
     LeaderSearch,
     greedy_leaders,
     ip_index,
+    leader_gram,
     ler_matrix,
     most_counted,
     perfect_fcc_soap,
@@ -129,12 +131,13 @@ def _chunk_summary(group: zarr.Group, start: int, labels: np.ndarray, sims: np.n
 
 
 def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray, hot: np.ndarray,
-                 out_group: str | None = None) -> dict:
+                 gram: np.ndarray | None = None, out_group: str | None = None) -> dict:
     """Worker task: label chunk k's rows (into ``out_group``, default the eps's LAE group); return
-    per-GB counts, orphans (rows farther than eps from every leader) and the best fcc row."""
+    per-GB counts, orphans (rows farther than eps from every leader) and the best fcc row.
+    ``gram``: the leaders' ``leader_gram``, computed once by the driver."""
     group = zarr.open_group(store, mode="r+", storage_options=storage_options)
     start, rows = _chunk_rows(group, k)
-    labels, sims = LeaderSearch(leaders, hot).search(rows)
+    labels, sims = LeaderSearch(leaders, hot, gram).search(rows)
     out = group[out_group or lae_group_name(eps)]
     out["label"][start:start + len(rows)] = labels
     out["similarity"][start:start + len(rows)] = sims
@@ -190,6 +193,10 @@ def discover_leaders(client, store, storage_options, eps_values, ahead: int = AH
     if not stage_done(group, "soap"):
         raise StoreError(f"{store}: the soap stage is not complete; run it first")
     seed = _seed(client, group)
+    if len(seed) != group["soap"].shape[1]:
+        raise StoreError(f"{store}: its SOAP rows have {group['soap'].shape[1]} numbers, this gbdist computes "
+                         f"{len(seed)} with the same parameters (featomic rows of an older gbdist were not "
+                         "packed); recompute the store with `gbdist soap`")
     found = {eps: Leaders.seeded(seed) for eps in eps_values}
     n_chunks = group["progress/soap"].shape[0]
     pending, rows_read = {}, 0
@@ -221,10 +228,12 @@ def _label_arrays(group: zarr.Group, out: zarr.Group) -> zarr.Group:
 
 def _assign_all(client, store, storage_options, eps, vectors, hot, n_chunks, out_group=None):
     vec_future = client.scatter(vectors, broadcast=True)
+    gram_future = client.scatter(leader_gram(vectors), broadcast=True)
     # last chunk first: discovery has just read the rows in order, so the last ones are the most
     # likely to be still in a page cache smaller than the store
     futures = [client.submit(assign_chunk, k, store=store, storage_options=storage_options, eps=eps,
-                             leaders=vec_future, hot=hot, out_group=out_group, pure=False, priority=k)
+                             leaders=vec_future, hot=hot, gram=gram_future, out_group=out_group, pure=False,
+                             priority=k)
                for k in range(n_chunks)]
     return [f.result() for f in as_completed_with_progress(futures, f"lae assign eps={eps}")]
 
