@@ -130,7 +130,8 @@ def test_pipelined_discovery_is_the_one_process_greedy_rule_and_reads_each_row_t
     monkeypatch.setattr(stage, "_seed", lambda client, group: centres[0])
     expected = greedy_leaders(rows, 0.2, centres[0][None, :])
     with Client(scheduler_address) as client:
-        for ahead in (1, 4):
+        for ahead, scatter_bytes in ((1, stage.SCATTER_BYTES), (4, stage.SCATTER_BYTES), (4, 0)):
+            monkeypatch.setattr(stage, "SCATTER_BYTES", scatter_bytes)  # 0: leaders always scattered
             found, rows_read = stage.discover_leaders(client, str(tmp_path / "c.zarr"), None, [0.2, 0.4], ahead)
             np.testing.assert_array_equal(found[0.2].rows, np.concatenate([[-1], expected]))
             np.testing.assert_array_equal(found[0.4].rows[1:], greedy_leaders(rows, 0.4, centres[0][None, :]))

@@ -183,6 +183,10 @@ the threshold, and the populations that pick the hot leaders) then never depends
 cluster, and every cluster writes a bit-identical store."""
 
 
+SCATTER_BYTES = 4 * 2**20
+"""Leader sets larger than this go to the workers as scattered data, once per change."""
+
+
 def discover_leaders(client, store, storage_options, eps_values, ahead: int = AHEAD) -> tuple[dict, int]:
     """Leaders per eps by the greedy rule over all rows in row order: ({eps: Leaders}, rows read).
 
@@ -199,11 +203,22 @@ def discover_leaders(client, store, storage_options, eps_values, ahead: int = AH
                          "packed); recompute the store with `gbdist soap`")
     found = {eps: Leaders.seeded(seed) for eps in eps_values}
     n_chunks = group["progress/soap"].shape[0]
-    pending, rows_read = {}, 0
+    pending, rows_read, sent = {}, 0, {}
+
+    def leader_vectors() -> dict:
+        """The leaders for a screening task: inline while small; a large set is scattered once
+        per change instead of travelling with every task."""
+        vectors = {eps: f.vectors for eps, f in found.items()}
+        if sum(v.nbytes for v in vectors.values()) < SCATTER_BYTES:
+            return vectors
+        sizes = tuple(len(v) for v in vectors.values())
+        if sent.get("sizes") != sizes:
+            futures = client.scatter(list(vectors.values()), hash=False)  # a dict would key the data by eps
+            sent.update(sizes=sizes, vectors=dict(zip(vectors, futures)))
+        return sent["vectors"]
 
     def submit(k: int) -> None:
-        pending[k] = client.submit(screen_chunk, k, store, storage_options,
-                                   {eps: f.vectors for eps, f in found.items()},
+        pending[k] = client.submit(screen_chunk, k, store, storage_options, leader_vectors(),
                                    {eps: f.hot() for eps, f in found.items()}, pure=False)
 
     for k in range(min(ahead, n_chunks)):
