@@ -4,6 +4,7 @@ import json
 import math
 
 import yaml
+import zarr
 from typer.testing import CliRunner
 
 from gbdist.cli import app
@@ -57,3 +58,5 @@ def test_bench_writes_every_figure(learning_store, tmp_path):
     assert "| speedup_2v1 |" in (out / "bench.md").read_text()
     if with_featomic:  # featomic's data path at its own eps, and the count at the default one
         assert summary["eps_featomic"] == 0.05 and bench["olmsted_featomic"]["default_eps"] == 0.032
+        chosen = zarr.open_group(str(out / "olmsted-featomic.zarr"), mode="r").attrs["lae_chosen"]
+        assert float(chosen) == 0.05, "the count at the default eps leaves featomic's eps chosen"

@@ -40,9 +40,10 @@ from gbdist.io import expand_inputs
 from gbdist.io.files import open_bytes, structure_id
 from gbdist.io.lammps import parse_lammps_dump
 from gbdist.stages.client import ClusterConfig, dask_client
+from gbdist.stages.lae import run_lae_stage
 from gbdist.stages.progress import as_completed_with_progress, with_progress
 from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
-from gbdist.workflows.job import JobConfig, run_job
+from gbdist.workflows.job import JobConfig, LaeParams, run_job
 
 log = logging.getLogger(__name__)
 
@@ -412,10 +413,8 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
             f_store = out / "olmsted-featomic.zarr"
             f_figures, f_info = data_path(client, f_store, files, config.workers, "featomic", config.featomic_eps)
             result["olmsted_featomic"] = {"cluster_start_s": start_s, "figures": _as_dicts(f_figures), **f_info}
-            if config.featomic_eps is not None:
-                default = JobConfig(store=str(f_store), inputs=files, stages=["lae"], soap={"backend": "featomic"},
-                                    cluster=ClusterConfig(scheduler=client.scheduler.address))
-                lae = run_job(default).lae
+            if config.featomic_eps is not None:  # the count at the default eps; featomic_eps stays chosen
+                lae = run_lae_stage(client, str(f_store), LaeParams().eps)
                 result["olmsted_featomic"] |= {"default_eps": lae.eps, "n_unique_default_eps": lae.n_unique,
                                                "lae_s_default_eps": lae.wall_s}
         if config.scale:
