@@ -9,7 +9,7 @@ equivalent descriptions has its axis in the boundary plane, and that axis is the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import permutations, product
 
 import numpy as np
@@ -28,7 +28,8 @@ STARTING_PAIRS = np.array([[[1, 1, 0], [1, 0, 1]], [[1, 1, 0], [0, 1, 1]]]) / np
 class TiltAxis:
     """The tilt axis of a boundary: ``direction`` (3,) unit vector in the box frame, ``indices`` (3,)
     int, its Miller indices in the lower grain, ``angle`` the tilt angle in degrees, ``period`` the
-    repeat of the fcc lattice along it in lattice constants (Å once ``bicrystal_tilt_axis`` scales it)."""
+    repeat of the fcc lattice along it: in lattice constants from ``tilt_axis``, in Å from
+    ``bicrystal_tilt_axis``."""
 
     direction: np.ndarray
     indices: np.ndarray
@@ -142,16 +143,16 @@ def bicrystal_tilt_axis(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray
     x = positions[:, normal]
     lower_band = np.flatnonzero(fcc & (x < extent[0] - depth[0]) & (x > extent[0] - depth[1]))
     upper_band = np.flatnonzero(fcc & (x > extent[1] + depth[0]) & (x < extent[1] + depth[1]))
-    grains = []
+    grains, lengths = [], []
     for band in (lower_band, upper_band):
         if len(band) == 0:
             return None
         chosen = band[np.linspace(0, len(band) - 1, min(n_atoms, len(band))).astype(int)]
         bonds = fcc_bonds(positions, cell, pbc, chosen)
         grains.append(grain_orientation(bonds) if len(bonds) >= 12 else None)
+        lengths.append(np.linalg.norm(bonds, axis=1))
     if grains[0] is None or grains[1] is None:
         return None
     axis = tilt_axis(grains[0], grains[1], np.eye(3)[normal])
-    if axis is not None:
-        axis.period *= np.sqrt(2) * float(np.median(np.linalg.norm(bonds, axis=1)))  # a = √2 × bond length
-    return axis
+    lattice_constant = np.sqrt(2) * float(np.median(np.concatenate(lengths)))  # a = √2 × the bond length
+    return None if axis is None else replace(axis, period=axis.period * lattice_constant)
