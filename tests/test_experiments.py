@@ -106,3 +106,16 @@ def test_soap_moments_script_scores_every_representation(learning_store):
     cells = {line.split()[1]: float(line.split()[2]) for line in run.stdout.splitlines()}
     assert set(cells) == {"ASR", "density", "ASR+density", "ASR+std", "random"}, run.stdout
     assert all(0 <= score <= 100 for score in cells.values())
+
+
+def test_tilt_axes_against_the_survey(capsys):
+    from conftest import olmsted_dump
+
+    olmsted_dump(1)  # skips where the Olmsted data are absent
+    sys.path.insert(0, str(ROOT / "notebooks/experiments"))
+    from tilt_axes import main
+
+    main([1, 2, 94])  # a <100> tilt, a Σ5 twist that also has a tilt description, a long-period tilt
+    out = capsys.readouterr().out
+    assert "'match': 1, 'other axis': 1, 'none': 0, 'twist': 1, 'missed': 0" in out, out
+    assert "ni.p2: twist" in out and "ni.p94: other axis" in out
