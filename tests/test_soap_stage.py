@@ -99,6 +99,10 @@ def test_featomic_backend_gives_its_own_soap_rows_and_a_store_refuses_a_mixed_ba
         np.testing.assert_allclose(raw.astype(np.float64) @ raw.T, gram, rtol=1e-5, atol=1e-5 * np.abs(gram).max())
     with pytest.raises(StoreError, match="other read/select/SOAP parameters"):
         run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, soap={"n_max": 6, "l_max": 4}))
+    zarr.open_group(str(store)).attrs["soap_backend"] = {"name": "featomic", "version": featomic.__version__}
+    with pytest.raises(StoreError, match=r"\(rows full n1 × n2\), this run would use featomic .* \(rows n1<=n2\)"):
+        run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, soap={"backend": "featomic", "n_max": 6,
+                                                                                  "l_max": 4}))  # an old store
 
 
 def test_asking_for_featomic_without_it_installed_is_a_clear_error(monkeypatch):
