@@ -10,6 +10,7 @@ equivalent descriptions has its axis in the boundary plane, and that axis is the
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from itertools import permutations, product
 
 import numpy as np
@@ -85,12 +86,18 @@ def fcc_bonds(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, atoms: n
     return np.concatenate(vectors) if vectors else np.zeros((0, 3))
 
 
+@lru_cache(maxsize=4)
+def _integer_directions(max_index: int) -> np.ndarray:
+    """Primitive integer vectors with indices up to ``max_index``, lowest index sum first; (m, 3)."""
+    vectors = np.array([v for v in product(range(-max_index, max_index + 1), repeat=3)
+                        if any(v) and np.gcd.reduce(np.abs(v)) == 1])
+    return vectors[np.argsort(np.abs(vectors).sum(axis=1), kind="stable")]
+
+
 def miller(direction: np.ndarray, max_index: int = 6, tol_deg: float = 2.0) -> np.ndarray:
     """The lowest-index integer vector (3,) within ``tol_deg`` of ``direction`` (3,) (crystal frame),
     else the closest one with indices up to ``max_index``; pointing the same way as ``direction``."""
-    vectors = np.array([v for v in product(range(-max_index, max_index + 1), repeat=3)
-                        if any(v) and np.gcd.reduce(np.abs(v)) == 1])
-    vectors = vectors[np.argsort(np.abs(vectors).sum(axis=1), kind="stable")]
+    vectors = _integer_directions(max_index)
     cosines = np.abs(vectors @ direction) / np.linalg.norm(vectors, axis=1) / np.linalg.norm(direction)
     close = np.flatnonzero(cosines >= np.cos(np.radians(tol_deg)))
     best = vectors[close[0] if len(close) else np.argmax(cosines)]
@@ -124,14 +131,15 @@ def tilt_axis(lower: Rotation, upper: Rotation, normal: np.ndarray, tol_deg: flo
     for angle, axis in descriptions:
         if abs(axis @ normal) < in_plane:
             indices = miller(lower.inv().apply(axis))
-            if fcc_period(indices) <= max_period:
-                candidates.append((angle, int(indices @ indices), axis, indices))
+            period = fcc_period(indices)
+            if period <= max_period:
+                candidates.append((angle, int(indices @ indices), indices, period))
     if not candidates:
         return None
-    angle, _, axis, indices = min(candidates, key=lambda c: (c[0], c[1]))
+    angle, _, indices, period = min(candidates, key=lambda c: (c[0], c[1]))
     direction = lower.apply(indices / np.linalg.norm(indices))
     direction -= (direction @ normal) * normal
-    return TiltAxis(direction / np.linalg.norm(direction), indices, angle, fcc_period(indices))
+    return TiltAxis(direction / np.linalg.norm(direction), indices, angle, period)
 
 
 def bicrystal_tilt_axis(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, fcc: np.ndarray, normal: int,

@@ -10,15 +10,14 @@ import ase.io
 import numpy as np
 
 from gbdist.compute.cna import FCC
-from gbdist.compute.orientation import TiltAxis, bicrystal_tilt_axis
-from gbdist.compute.select import SelectParams, cna_classes, select_gb_region
+from gbdist.compute.orientation import bicrystal_tilt_axis
+from gbdist.compute.select import cna_classes
 from gbdist.errors import GbdistError
 from gbdist.explain.pictures import boundary_overview, boundary_picture, boundary_slab, lae_picture
 from gbdist.explain.ranking import class_fractions, cluster_around, fcc_fraction, hcp_fraction, one_vs_rest, rank_laes
 from gbdist.io.read import ReadParams, read_structure
 from gbdist.learning.labels import Property
 from gbdist.store.schema import lae_path, open_group, resolve_eps
-from gbdist.structure import Structure
 
 log = logging.getLogger(__name__)
 
@@ -26,32 +25,24 @@ log = logging.getLogger(__name__)
 def _trace(group, eps: float) -> dict[str, np.ndarray]:
     return {"gb": group[lae_path(eps, "unique/gb")][:], "atom": group[lae_path(eps, "unique/atom")][:],
             "count": group[lae_path(eps, "unique/count")][:],
-            "gb_id": group["gb/id"][:], "gb_source": group["gb/source"][:], "gb_normal": group["gb/normal"][:]}
+            "gb_id": group["gb/id"][:], "gb_source": group["gb/source"][:], "gb_normal": group["gb/normal"][:],
+            "gb_extent": group["gb/extent"][:]}
 
 
 def describe_lae(k: int, trace: dict, ler: np.ndarray, prop: Property) -> dict:
     """Where unique LAE k comes from and how common it is (per class)."""
     gb = int(trace["gb"][k])
     return {"lae": int(k), "gb": str(trace["gb_id"][gb]), "source": str(trace["gb_source"][gb]),
-            "normal": int(trace["gb_normal"][gb]),
+            "normal": int(trace["gb_normal"][gb]), "extent": [float(x) for x in trace["gb_extent"][gb]],
             "atom": int(trace["atom"][k]), "rows": int(trace["count"][k]),
             "gbs_containing": int(np.count_nonzero(ler[:, k] > 0)),
             "mean_fraction": class_fractions(ler, prop, k)}
 
 
-def boundary_tilt_axis(structure: Structure, cna: np.ndarray, select: SelectParams, normal: int) -> TiltAxis | None:
-    """The boundary's tilt axis from its two grains' orientations, or None (not tilt, or not placed)."""
-    try:
-        extent = select_gb_region(structure, select.model_copy(update={"normal": "xyz"[normal]})).extent
-    except GbdistError:
-        return None
-    return bicrystal_tilt_axis(structure.positions, structure.cell, structure.pbc, cna == FCC, normal, extent)
-
-
-def render_lae(entry: dict, structures: dict, read: ReadParams, select: SelectParams, r_cut: float, out: Path):
+def render_lae(entry: dict, structures: dict, read: ReadParams, cna_column: str, r_cut: float, out: Path):
     """Cut the cluster around the LAE's source atom; write ``lae<k>.extxyz``, ``lae<k>.png`` and
     ``lae<k>_boundary.png`` (the LAE inside a thin slab of its boundary, seen along its tilt axis
-    when it has one).
+    when it has one: found from the grains beyond the boundary extent the store recorded).
 
     Returns (the cluster (ase.Atoms), the slab). ``structures`` caches read files with their CNA
     classes and tilt axes.
@@ -59,8 +50,10 @@ def render_lae(entry: dict, structures: dict, read: ReadParams, select: SelectPa
     source = entry["source"]
     if source not in structures:
         structure = read_structure(source, read)
-        cna = cna_classes(structure, select.cna_column)
-        structures[source] = (structure, cna, boundary_tilt_axis(structure, cna, select, entry["normal"]))
+        cna = cna_classes(structure, cna_column)
+        tilt = bicrystal_tilt_axis(structure.positions, structure.cell, structure.pbc, cna == FCC, entry["normal"],
+                                   tuple(entry["extent"]))
+        structures[source] = (structure, cna, tilt)
     structure, cna, tilt = structures[source]
     cluster = cluster_around(structure, entry["atom"], r_cut, cna)
     cluster.info.update({"lae": entry["lae"], "gb": entry["gb"], "atom": entry["atom"], "r_cut": r_cut})
@@ -83,7 +76,7 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
     group = open_group(store)
     eps = resolve_eps(group, store, eps)
     params = group.attrs["params"]
-    read, select, r_cut = ReadParams(**params["read"]), SelectParams(**params["select"]), params["soap"]["r_cut"]
+    read, cna_column, r_cut = ReadParams(**params["read"]), params["select"]["cna_column"], params["soap"]["r_cut"]
     ler = group[lae_path(eps, "ler")][:]
     try:
         target = one_vs_rest(prop, klass)
@@ -99,7 +92,7 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
             "rank": rank, "gain": float(ranking.gain[k]), "mean_abs_shap": float(ranking.mean_abs_shap[k]),
             "mean_shap_in_class": float(ranking.mean_shap_in_class[k])}
         try:
-            cluster, slab = render_lae(entry, structures, read, select, r_cut, out)
+            cluster, slab = render_lae(entry, structures, read, cna_column, r_cut, out)
         except (GbdistError, ValueError) as err:  # a moved or unreadable source: report it, go on
             entry["error"] = str(err)
             log.warning("explain: LAE %d: %s", k, err)
