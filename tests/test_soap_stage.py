@@ -105,6 +105,39 @@ def test_featomic_backend_gives_its_own_soap_rows_and_a_store_refuses_a_mixed_ba
                                                                                   "l_max": 4}))  # an old store
 
 
+def test_featomic_rows_of_two_species_keep_every_inner_product():
+    pytest.importorskip("featomic", reason="featomic is an optional extra (pip install -e '.[featomic]')")
+    import featomic
+    import metatensor
+    from ase.build import bulk
+
+    from gbdist.compute.soap import atoms_soap, n_features
+
+    atoms = bulk("Ni", "fcc", a=3.52, cubic=True).repeat((3, 3, 3))
+    atoms.rattle(0.05, seed=1)
+    numbers = atoms.numbers.copy()
+    numbers[::3] = 29  # a Cu–Ni alloy: three neighbour pairs, two of them of one species
+    atoms.numbers = numbers
+    centres = np.arange(0, len(atoms), 5)
+    params = SoapParams(backend="featomic", n_max=4, l_max=3)
+    rows = atoms_soap(atoms, centres, params, ["Cu", "Ni"])
+    assert rows.shape == (len(centres), n_features(params, ["Cu", "Ni"])) == (len(centres), (2 * 10 + 16) * 4)
+    calc = featomic.SoapPowerSpectrum(
+        cutoff={"radius": 5.0, "smoothing": {"type": "ShiftedCosine", "width": 0.5}},
+        density={"type": "Gaussian", "width": 0.5},
+        basis={"type": "TensorProduct", "max_angular": 3, "radial": {"type": "Gto", "max_radial": 3}})
+    tensor = calc.compute(atoms, selected_samples=metatensor.Labels(["atom"], centres.reshape(-1, 1).astype(np.int32)))
+    full = tensor.keys_to_samples("center_type").keys_to_properties(["neighbor_1_type", "neighbor_2_type"]).block()
+    full_rows = full.values[np.argsort(full.samples.column("atom"))]
+    gram = full_rows @ full_rows.T  # packing keeps every inner product, so the SOAP kernel too
+    np.testing.assert_allclose(rows.astype(np.float64) @ rows.T, gram, rtol=1e-5, atol=1e-6 * np.abs(gram).max())
+    ni_ni = (full.properties.column("neighbor_1_type") == 28) & (full.properties.column("neighbor_2_type") == 28)
+    n_1, n_2 = full.properties.column("n_1")[ni_ni], full.properties.column("n_2")[ni_ni]
+    upper = n_1 <= n_2  # the first pair (atomic numbers ascending) comes first, packed
+    packed = full_rows[:, ni_ni][:, upper] * np.where(n_1 < n_2, np.sqrt(2), 1.0)[upper]
+    np.testing.assert_allclose(rows[:, :upper.sum()], packed, rtol=1e-5, atol=1e-6 * np.abs(packed).max())
+
+
 def test_asking_for_featomic_without_it_installed_is_a_clear_error(monkeypatch):
     import builtins
 

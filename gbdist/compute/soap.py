@@ -3,8 +3,8 @@ centres of a structure.
 
 Both backends compute the SOAP power spectrum with a GTO radial basis and Gaussian densities
 of width ``sigma``; their vectors differ (featomic has a smooth cutoff, a shifted cosine over
-the last ``FEATOMIC_SMOOTHING`` Å, and keeps the full n1 × n2 block, so it is about twice as
-long), so a store holds one backend only.
+the last ``FEATOMIC_SMOOTHING`` Å, and its own radial basis), so a store holds one backend
+only. featomic's rows are packed to the length of dscribe's (``FEATOMIC_LAYOUT``).
 """
 
 from __future__ import annotations
@@ -96,36 +96,65 @@ def _featomic_soap(r_cut, n_max, l_max, sigma):
 
 def n_features(params: SoapParams, species: list[str]) -> int:
     """Length of one SOAP vector."""
-    if params.backend == "featomic":  # n same-species pairs packed to n_1 ≤ n_2, n(n-1)/2 pairs of two species
-        n = len(species)
-        return (n * params.n_max * (params.n_max + 1) // 2 + n * (n - 1) // 2 * params.n_max ** 2) * (params.l_max + 1)
+    if params.backend == "featomic":
+        return sum(_featomic_pair_widths(params, species).values())
     return make_soap(params, species).get_number_of_features()
 
 
+def _featomic_pair_widths(params: SoapParams, species: list[str]) -> dict[tuple[int, int], int]:
+    """Columns of each neighbour-species pair (a ≤ b, atomic numbers ascending) in a packed
+    featomic row: n_1 ≤ n_2 for a pair of one species, every (n_1, n_2) for two; times l_max + 1."""
+    numbers = sorted(atomic_numbers[s] for s in species)
+    n = params.n_max
+    return {(a, b): (n * (n + 1) // 2 if a == b else n * n) * (params.l_max + 1)
+            for i, a in enumerate(numbers) for b in numbers[i:]}
+
+
+def _same_species_properties(params: SoapParams):
+    """featomic's (l, n_1, n_2) with n_1 ≤ n_2, in its own order: all a one-species block needs."""
+    import metatensor
+
+    n = params.n_max
+    return metatensor.Labels(["l", "n_1", "n_2"], np.array(
+        [(ell, n_1, n_2) for ell in range(params.l_max + 1) for n_1 in range(n) for n_2 in range(n_1, n)], np.int32))
+
+
 def _featomic_rows(atoms: Atoms, centres: np.ndarray, params: SoapParams, species: list[str]) -> np.ndarray:
-    """featomic SOAP rows (len(centres), n_features) of ``atoms`` (every axis periodic)."""
+    """featomic SOAP rows (len(centres), n_features) float32 of ``atoms`` (every axis periodic), packed.
+
+    Columns: the species pairs (a ≤ b, atomic numbers ascending), each featomic's (l, n_1, n_2)
+    in its order, n_1 ≤ n_2 only for a = b (see ``_pack_symmetric``). With one species featomic
+    is asked for those properties only; the blocks go straight into the rows (no metatensor
+    key moves, which copy every block).
+    """
     import metatensor
 
     calculator = _featomic_soap(params.r_cut, params.n_max, params.l_max, params.sigma)
     samples = metatensor.Labels(["atom"], np.asarray(centres, dtype=np.int32).reshape(-1, 1))
-    tensor = calculator.compute(atoms, selected_samples=samples)
-    numbers = sorted(atomic_numbers[s] for s in species)
-    pairs = metatensor.Labels(["neighbor_1_type", "neighbor_2_type"],
-                              np.array([(a, b) for i, a in enumerate(numbers) for b in numbers[i:]], np.int32))
-    block = tensor.keys_to_properties(pairs).keys_to_samples("center_type").block()
-    order = np.argsort(block.samples.column("atom"))  # the centres' order, whatever the centre types
-    return _pack_symmetric(block.values[order], np.asarray(block.properties.values))
+    selected = _same_species_properties(params) if len(species) == 1 else None
+    tensor = calculator.compute(atoms, selected_samples=samples, selected_properties=selected)
+    widths = _featomic_pair_widths(params, species)
+    first = dict(zip(widths, np.cumsum([0, *widths.values()])))
+    rows = np.zeros((len(centres), sum(widths.values())), np.float32)
+    row_of = {int(atom): i for i, atom in enumerate(centres)}
+    for key, block in zip(tensor.keys, tensor.blocks()):
+        pair = (int(key["neighbor_1_type"]), int(key["neighbor_2_type"]))
+        values = _pack_symmetric(block.values, np.asarray(block.properties.values), pair[0] == pair[1])
+        where = [row_of[int(atom)] for atom in block.samples.column("atom")]
+        rows[where, first[pair]:first[pair] + values.shape[1]] = values
+    return rows
 
 
-def _pack_symmetric(values: np.ndarray, properties: np.ndarray) -> np.ndarray:
-    """featomic rows (m, p) with properties (p, 5): neighbor_1_type, neighbor_2_type, l, n_1, n_2.
-    For a pair of one species p(n_1, n_2, l) = p(n_2, n_1, l): keep n_1 ≤ n_2 and scale n_1 < n_2
-    by √2, so every inner product and norm is unchanged; (m, p') float32, 1014 columns at 12/12 for
-    one species instead of 1872 (as dscribe's)."""
-    first, second, _, n_1, n_2 = properties.T
-    same = first == second
-    keep = ~same | (n_1 <= n_2)
-    weight = np.where(same & (n_1 < n_2), np.sqrt(2.0), 1.0)[keep]
+def _pack_symmetric(values: np.ndarray, properties: np.ndarray, same: bool) -> np.ndarray:
+    """One featomic block's values (m, p) with properties (p, 3): l, n_1, n_2, for the neighbour
+    pair of one species (``same``) or of two. For one species p(n_1, n_2, l) = p(n_2, n_1, l):
+    keep n_1 ≤ n_2 and scale n_1 < n_2 by √2, so every inner product and norm is unchanged;
+    (m, p') float32, 1014 columns at 12/12 for one species instead of 1872 (as dscribe's)."""
+    if not same:
+        return values.astype(np.float32)
+    _, n_1, n_2 = properties.T
+    keep = n_1 <= n_2
+    weight = np.where(n_1 < n_2, np.sqrt(2.0), 1.0)[keep]
     return (values[:, keep] * weight).astype(np.float32)
 
 
