@@ -119,3 +119,47 @@ def test_tilt_axes_against_the_survey(capsys):
     out = capsys.readouterr().out
     assert "'match': 1, 'other axis': 1, 'none': 0, 'twist': 1, 'missed': 0" in out, out
     assert "ni.p2: twist" in out and "ni.p94: other axis" in out
+
+
+def test_read_pass_reads_every_soap_byte_once(learning_store):
+    import zarr
+
+    store, _ = learning_store
+    sys.path.insert(0, str(ROOT / "notebooks/experiments"))
+    from read_pass import read_pass
+
+    soap = zarr.open_group(str(store), mode="r")["soap"]
+    result = read_pass(str(store), 2)
+    assert result["chunks"] == -(-soap.shape[0] // soap.chunks[0])
+    assert result["gb"] * 1e9 == soap.shape[0] * soap.shape[1] * 4  # every row once, decompressed
+    assert result["wall_s"] > 0 and result["user_s"] + result["system_s"] > 0
+
+
+def test_paired_table1_scores_each_split_and_refuses_other_splits(tmp_path):
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT / "notebooks/experiments"))
+    from paired_table1 import paired
+
+    rows = []
+    for split in range(4):  # two GBs held out per split; run "b" gets one more class right in splits 0 and 1
+        for gb, true in ((f"g{split}", 1), (f"h{split}", 0)):
+            rows.append({"property": "mobility_trend", "representation": "LER", "split": split, "id": gb,
+                         "true": true, "predicted_a": 0, "predicted_b": true if split < 2 else 0})
+            rows.append({"property": "energy", "representation": "ASR", "split": split, "id": gb,
+                         "true": 1.25 - 0.5 * true, "predicted_a": 1.0, "predicted_b": 1.0})
+    frame = pd.DataFrame(rows)
+    for run in "ab":
+        (tmp_path / run).mkdir()
+        frame.rename(columns={f"predicted_{run}": "predicted"}).drop(columns=[f"predicted_{'ba'[run == 'b']}"]).to_csv(
+            tmp_path / run / "predictions.csv", index=False)
+    table = paired(tmp_path / "a", tmp_path / "b")
+    mobility = table.loc[("mobility_trend", "LER")]
+    assert (mobility["first"], mobility["second"], mobility["difference"]) == (50.0, 75.0, 25.0)
+    assert mobility["standard_error"] == pytest.approx(np.std([50, 50, 0, 0], ddof=1) / 2)
+    energy = table.loc[("energy", "ASR")]  # 100 (1 − RMSE 0.25 ÷ mean 1) in both
+    assert (energy["first"], energy["second"], energy["difference"]) == pytest.approx((75.0, 75.0, 0.0))
+    other = frame.assign(id=frame["id"].str.replace("h3", "x3")).rename(columns={"predicted_b": "predicted"})
+    other.drop(columns=["predicted_a"]).to_csv(tmp_path / "b" / "predictions.csv", index=False)
+    with pytest.raises(SystemExit, match="hold out different GBs"):
+        paired(tmp_path / "a", tmp_path / "b")
