@@ -7,15 +7,17 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from distributed import Client
 from dscribe.descriptors import SOAP
 
 from gbdist.compute.select import select_gb_region
 from gbdist.compute.soap import SoapParams, soap_rows
 from gbdist.errors import StoreError
 from gbdist.io import read_structure
+from gbdist.stages.lae import run_lae_stage
 from gbdist.workflows.job import run_job
 
-from conftest import array_digests, make_job, olmsted_dump
+from conftest import BACKENDS, array_digests, make_job, olmsted_dump
 
 
 def test_toy_store_rows_match_direct_soap(tmp_path, toy_dumps, scheduler_address):
@@ -71,7 +73,7 @@ def test_featomic_backend_gives_its_own_soap_rows_and_a_store_refuses_a_mixed_ba
     run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, soap={"backend": "featomic", "n_max": 6,
                                                                               "l_max": 4}))
     g = zarr.open_group(str(store), mode="r")
-    assert g.attrs["soap_backend"] == {"name": "featomic", "version": featomic.__version__, "layout": "n1<=n2"}
+    assert g.attrs["soap_backend"] == {"name": "featomic", "version": featomic.__version__, "layout": "n1<=n2, centre order"}
     params = SoapParams(backend="featomic", n_max=6, l_max=4)
     assert g["soap"].shape[1] == n_features(params, ["Ni"]) == 6 * 7 // 2 * 5  # n_1 ≤ n_2 of featomic's 6 × 6
     offsets = g["gb/offset"][:]
@@ -99,10 +101,33 @@ def test_featomic_backend_gives_its_own_soap_rows_and_a_store_refuses_a_mixed_ba
         np.testing.assert_allclose(raw.astype(np.float64) @ raw.T, gram, rtol=1e-5, atol=1e-5 * np.abs(gram).max())
     with pytest.raises(StoreError, match="other read/select/SOAP parameters"):
         run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, soap={"n_max": 6, "l_max": 4}))
-    zarr.open_group(str(store)).attrs["soap_backend"] = {"name": "featomic", "version": featomic.__version__}
-    with pytest.raises(StoreError, match=r"\(rows full n1 × n2\), this run would use featomic .* \(rows n1<=n2\)"):
-        run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, soap={"backend": "featomic", "n_max": 6,
-                                                                                  "l_max": 4}))  # an old store
+    old_stores = {None: r"layout full n1 × n2: every \(n_1, n_2\)",  # the layouts of older gbdist versions
+                  "n1<=n2": r"layout n1<=n2: each GB's rows in ascending atom index"}
+    for layout, why in old_stores.items():
+        zarr.open_group(str(store)).attrs["soap_backend"] = {"name": "featomic", "version": featomic.__version__} | (
+            {"layout": layout} if layout else {})
+        with pytest.raises(StoreError, match=f"featomic rows of an older gbdist \\({why}.*this gbdist writes n1<=n2, "
+                                             "centre order; use a new store"):
+            run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, soap={"backend": "featomic",
+                                                                                      "n_max": 6, "l_max": 4}))
+        with Client(scheduler_address) as client, pytest.raises(StoreError, match="older gbdist.*recompute the store"):
+            run_lae_stage(client, str(store), 0.05)  # as `gbdist lae` runs it
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rows_follow_the_centres_in_the_order_given(backend):
+    from ase.build import bulk
+
+    from gbdist.compute.soap import atoms_soap
+
+    atoms = bulk("Ni", "fcc", a=3.52, cubic=True).repeat((3, 3, 3))
+    atoms.rattle(0.1, seed=2)  # every environment its own
+    centres = np.array([40, 3, 77, 12, 99, 0])  # as a store orders them: by atom id, not by index
+    rows = atoms_soap(atoms, centres, SoapParams(backend=backend, n_max=4, l_max=3), ["Ni"])
+    one_by_one = np.vstack([atoms_soap(atoms, np.array([c]), SoapParams(backend=backend, n_max=4, l_max=3), ["Ni"])
+                            for c in centres])
+    np.testing.assert_allclose(rows, one_by_one, rtol=1e-5, atol=1e-7)
+    assert np.abs(rows[0] - rows[1]).max() > 1e-3  # distinct environments, so the order is tested
 
 
 def test_featomic_rows_of_two_species_keep_every_inner_product():

@@ -43,9 +43,29 @@ class SoapParams(BaseModel):
                                                     "'gbdist[featomic]')")
 
 
-FEATOMIC_LAYOUT = "n1<=n2"
+FEATOMIC_LAYOUT = "n1<=n2, centre order"
 """How gbdist stores featomic's power spectrum: for a pair of one species only n_1 ≤ n_2 (see
-``_pack_symmetric``); stores and bundles record it, so rows in another layout are refused."""
+``_pack_symmetric``), one row per centre in the order the centres are given. Stores and bundles
+record it, so rows in another layout are refused (``OLD_FEATOMIC_LAYOUTS``)."""
+
+OLD_FEATOMIC_LAYOUTS = {
+    "full n1 × n2": "every (n_1, n_2), 1872 numbers a row at 12/12",
+    "n1<=n2": "each GB's rows in ascending atom index instead of the store's atom-id order, so a row "
+              "could stand beside another atom's id and CNA class",
+}
+"""featomic row layouts of older gbdist versions, and what is wrong with each here."""
+
+
+def old_featomic_rows(record: dict | None) -> str | None:
+    """What is wrong with the rows of a store or bundle whose ``soap_backend`` record is ``record``
+    (None if nothing: dscribe, no record, or featomic in this gbdist's layout)."""
+    if not record or record.get("name") != "featomic":
+        return None
+    layout = record.get("layout", "full n1 × n2")
+    if layout == FEATOMIC_LAYOUT:
+        return None
+    why = OLD_FEATOMIC_LAYOUTS.get(layout, "a layout this gbdist does not know")
+    return f"featomic rows of an older gbdist (layout {layout}: {why}); this gbdist writes {FEATOMIC_LAYOUT}"
 
 
 def backend_version(params: SoapParams) -> dict:
@@ -159,8 +179,8 @@ def _pack_symmetric(values: np.ndarray, properties: np.ndarray, same: bool) -> n
 
 
 def atoms_soap(atoms: Atoms, centres: np.ndarray, params: SoapParams, species: list[str]) -> np.ndarray:
-    """Raw SOAP rows (len(centres), n_features) float32 of ``atoms`` at ``centres`` (ascending
-    indices), with either backend. An open axis is made periodic with vacuum for featomic."""
+    """Raw SOAP rows (len(centres), n_features) float32 of ``atoms`` at ``centres`` (indices, any
+    order; row i is centre i), with either backend. An open axis is made periodic with vacuum for featomic."""
     if params.backend == "dscribe":
         soap = make_soap(params, species, bool(atoms.pbc.any()))
         return np.asarray(soap.create(atoms, centers=[int(i) for i in centres]), np.float32).reshape(len(centres), -1)
@@ -201,7 +221,7 @@ def crop_width(params: SoapParams, species: list[str]) -> float:
 
 def soap_rows(structure: Structure, centres: np.ndarray, params: SoapParams,
               species: list[str], normal: int) -> tuple[np.ndarray, float]:
-    """Raw SOAP vectors of ``centres`` (indices into ``structure``, ascending).
+    """Raw SOAP vectors of ``centres`` (indices into ``structure``, any order; row i is centre i).
 
     The whole structure is the environment. Along an open (non-periodic) normal it is
     cropped to the centres' extent ± ``crop_width``, which gives the same vectors faster,

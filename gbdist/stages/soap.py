@@ -23,7 +23,15 @@ from zarr.codecs import BloscCodec
 
 from gbdist.compute.asr import gb_row_sums
 from gbdist.compute.select import SelectParams, select_gb_region
-from gbdist.compute.soap import SoapParams, backend_version, n_features, soap_rows, species_symbols, unit_rows
+from gbdist.compute.soap import (
+    SoapParams,
+    backend_version,
+    n_features,
+    old_featomic_rows,
+    soap_rows,
+    species_symbols,
+    unit_rows,
+)
 from gbdist.errors import GbdistError, StoreError
 from gbdist.io import ReadParams, read_structure
 from gbdist.stages.progress import as_completed_with_progress
@@ -190,6 +198,8 @@ def check_same_job(group: zarr.Group, store: str, inputs: list[dict] | None, par
         if normalised_params(old_params) != params.model_dump(mode="json"):
             raise StoreError(f"{store}: made with other read/select/SOAP parameters; use a new store")
     old_backend, backend = group.attrs.get("soap_backend"), backend_version(params.soap)
+    if old_featomic_rows(old_backend) and backend["name"] == "featomic":
+        raise StoreError(f"{store}: {old_featomic_rows(old_backend)}; use a new store")
     if old_backend is not None and old_backend != backend:
         raise StoreError(f"{store}: SOAP rows from {_describe(old_backend)}, this run would use {_describe(backend)}; "
                          "use a new store")

@@ -95,13 +95,12 @@ def _check_backend(bundle: Bundle) -> None:
     """The bundle's SOAP code must be installed (a clear error if not) and write its rows in the same
     layout; another version of it is allowed, with a warning, since its vectors may differ slightly
     from the training ones."""
-    from gbdist.compute.soap import backend_version
+    from gbdist.compute.soap import backend_version, old_featomic_rows
 
     here = backend_version(SoapStageParams(**bundle.params).soap)
     trained = bundle.meta.get("training", {}).get("soap_backend")
-    if trained and trained.get("name") == "featomic" and trained.get("layout") != here.get("layout"):
-        raise GbdistError(f"{bundle.path}: trained on featomic rows in the full n1 × n2 layout of an older gbdist; "
-                          "this version packs them (n1 <= n2): retrain the bundle with this version")
+    if old_featomic_rows(trained):
+        raise GbdistError(f"{bundle.path}: trained on {old_featomic_rows(trained)}: retrain the bundle with this version")
     if trained and trained.get("version") not in (here["version"], "unrecorded"):
         log.warning("bundle %s: trained with %s %s, this run uses %s %s", bundle.path, trained["name"],
                     trained["version"], here["name"], here["version"])
