@@ -190,3 +190,21 @@ def test_unreadable_structures_are_listed_and_the_rest_predicted(bundle, learnin
     predictions = pd.read_csv(tmp_path / "o" / "predictions.csv")
     assert list(predictions["id"]) == ["gb00"]
     assert "garbage.dump" in (tmp_path / "o" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("layout", [None, "n1<=n2"])
+def test_a_bundle_of_older_featomic_rows_is_refused_with_the_reason(layout):
+    pytest.importorskip("featomic", reason="featomic is an optional extra (pip install -e '.[featomic]')")
+    from types import SimpleNamespace
+
+    from gbdist.stages.soap import SoapStageParams
+    from gbdist.workflows.predict import _check_backend
+
+    record = {"name": "featomic", "version": "0.6.7"} | ({"layout": layout} if layout else {})
+    bundle = SimpleNamespace(path="models/bundle", params=SoapStageParams(soap={"backend": "featomic"}).model_dump(),
+                             meta={"training": {"soap_backend": record}})
+    why = "each GB's rows in ascending atom index" if layout else r"every \(n_1, n_2\)"
+    with pytest.raises(GbdistError, match=f"models/bundle: trained on featomic rows of an older gbdist .*{why}.*retrain"):
+        _check_backend(bundle)
+    bundle.meta["training"]["soap_backend"] = record | {"layout": "n1<=n2, centre order"}
+    _check_backend(bundle)  # this gbdist's own layout passes

@@ -200,6 +200,9 @@ def discover_leaders(client, store, storage_options, eps_values, ahead: int = AH
     if problem:
         raise StoreError(f"{store}: {problem}; recompute the store with `gbdist soap`")
     seed = _seed(client, group)
+    if len(seed) != group["soap"].shape[1]:
+        raise StoreError(f"{store}: its SOAP rows have {group['soap'].shape[1]} numbers, this gbdist computes "
+                         f"{len(seed)} with the same parameters; recompute the store with `gbdist soap`")
     found = {eps: Leaders.seeded(seed) for eps in eps_values}
     n_chunks = group["progress/soap"].shape[0]
     pending, rows_read, sent = {}, 0, {}
