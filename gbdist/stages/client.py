@@ -184,7 +184,7 @@ def dask_client(config: ClusterConfig | None = None):
     os.environ.update(_SINGLE_THREAD_ENV)  # inherited by the worker processes
     environ = dask.config.get("distributed.nanny.pre-spawn-environ") | _MALLOC_ENV
     # the workers' statistical profiler samples every thread each 10 ms, for the dashboard's
-    # profile page only: off without a dashboard (about 1.5% of the SOAP stage, 48 dumps, 2 runs)
+    # profile page only: off without a dashboard
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
                           "distributed.worker.profile.enabled": config.dashboard}), LocalCluster(
         n_workers=config.workers,
