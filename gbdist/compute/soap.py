@@ -18,7 +18,7 @@ from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 from pydantic import BaseModel, ConfigDict, Field
 
-from gbdist.errors import GbdistError
+from gbdist.errors import GbdistError, StoreError
 from gbdist.structure import Structure
 
 FEATOMIC_SMOOTHING = 0.5
@@ -66,6 +66,14 @@ def old_featomic_rows(record: dict | None) -> str | None:
         return None
     why = OLD_FEATOMIC_LAYOUTS.get(layout, "a layout this gbdist does not know")
     return f"featomic rows of an older gbdist (layout {layout}: {why}); this gbdist writes {FEATOMIC_LAYOUT}"
+
+
+def check_store_rows(store: str, record: dict | None) -> None:
+    """Refuse a store whose ``soap_backend`` ``record`` says its rows are older featomic rows
+    (``old_featomic_rows``): a StoreError naming the store, the reason and the remedy."""
+    problem = old_featomic_rows(record)
+    if problem:
+        raise StoreError(f"{store}: {problem}; recompute the store with `gbdist soap`")
 
 
 def backend_version(params: SoapParams) -> dict:

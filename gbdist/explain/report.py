@@ -12,8 +12,8 @@ import numpy as np
 from gbdist.compute.cna import FCC
 from gbdist.compute.orientation import bicrystal_tilt_axis
 from gbdist.compute.select import cna_classes
-from gbdist.compute.soap import old_featomic_rows
-from gbdist.errors import GbdistError, StoreError
+from gbdist.compute.soap import check_store_rows
+from gbdist.errors import GbdistError
 from gbdist.explain.pictures import boundary_overview, boundary_picture, boundary_slab, lae_picture
 from gbdist.explain.ranking import class_fractions, cluster_around, fcc_fraction, hcp_fraction, one_vs_rest, rank_laes
 from gbdist.io.read import ReadParams, read_structure
@@ -75,9 +75,7 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
     Returns the top entries and the eps of the LAE run used (``eps``, or the store's chosen eps).
     """
     group = open_group(store)
-    problem = old_featomic_rows(group.attrs.get("soap_backend"))
-    if problem:  # its rows (and so the LAEs' atoms) may not be the atoms the store names
-        raise StoreError(f"{store}: {problem}; recompute the store with `gbdist soap`")
+    check_store_rows(store, group.attrs.get("soap_backend"))  # else the LAEs' atoms may not be the rows'
     eps = resolve_eps(group, store, eps)
     params = group.attrs["params"]
     read, cna_column, r_cut = ReadParams(**params["read"]), params["select"]["cna_column"], params["soap"]["r_cut"]

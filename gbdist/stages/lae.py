@@ -42,7 +42,7 @@ from gbdist.compute.leaders import (
     soap_distance,
     uncovered_rows,
 )
-from gbdist.compute.soap import SoapParams, old_featomic_rows
+from gbdist.compute.soap import SoapParams, check_store_rows
 from gbdist.errors import StoreError
 from gbdist.stages.progress import as_completed_with_progress, with_progress
 from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
@@ -196,9 +196,7 @@ def discover_leaders(client, store, storage_options, eps_values, ahead: int = AH
     group = open_group(store, mode="r", storage_options=storage_options)
     if not stage_done(group, "soap"):
         raise StoreError(f"{store}: the soap stage is not complete; run it first")
-    problem = old_featomic_rows(group.attrs.get("soap_backend"))
-    if problem:
-        raise StoreError(f"{store}: {problem}; recompute the store with `gbdist soap`")
+    check_store_rows(store, group.attrs.get("soap_backend"))
     seed = _seed(client, group)
     if len(seed) != group["soap"].shape[1]:
         raise StoreError(f"{store}: its SOAP rows have {group['soap'].shape[1]} numbers, this gbdist computes "

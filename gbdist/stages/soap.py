@@ -198,8 +198,9 @@ def check_same_job(group: zarr.Group, store: str, inputs: list[dict] | None, par
         if normalised_params(old_params) != params.model_dump(mode="json"):
             raise StoreError(f"{store}: made with other read/select/SOAP parameters; use a new store")
     old_backend, backend = group.attrs.get("soap_backend"), backend_version(params.soap)
-    if old_featomic_rows(old_backend) and backend["name"] == "featomic":
-        raise StoreError(f"{store}: {old_featomic_rows(old_backend)}; use a new store")
+    problem = old_featomic_rows(old_backend)
+    if problem and backend["name"] == "featomic":
+        raise StoreError(f"{store}: {problem}; use a new store")
     if old_backend is not None and old_backend != backend:
         raise StoreError(f"{store}: SOAP rows from {_describe(old_backend)}, this run would use {_describe(backend)}; "
                          "use a new store")

@@ -99,8 +99,9 @@ def _check_backend(bundle: Bundle) -> None:
 
     here = backend_version(SoapStageParams(**bundle.params).soap)
     trained = bundle.meta.get("training", {}).get("soap_backend")
-    if old_featomic_rows(trained):
-        raise GbdistError(f"{bundle.path}: trained on {old_featomic_rows(trained)}: retrain the bundle with this version")
+    problem = old_featomic_rows(trained)
+    if problem:
+        raise GbdistError(f"{bundle.path}: trained on {problem}: retrain the bundle with this version")
     if trained and trained.get("version") not in (here["version"], "unrecorded"):
         log.warning("bundle %s: trained with %s %s, this run uses %s %s", bundle.path, trained["name"],
                     trained["version"], here["name"], here["version"])
