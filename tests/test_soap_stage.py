@@ -61,11 +61,24 @@ def test_asr_comes_from_the_soap_tasks_partial_sums_and_an_older_store_reads_the
     np.testing.assert_array_equal(g["asr"][:], from_partials)
 
 
+def featomic_full_block(atoms, centres, n_max: int, l_max: int):
+    """featomic's own power spectrum of ``centres`` as one block, every (n_1, n_2) and every species
+    pair (r_cut 5 Å, sigma 0.5 Å, shifted-cosine smoothing 0.5 Å): what gbdist's rows are checked against."""
+    import featomic
+    import metatensor
+
+    calc = featomic.SoapPowerSpectrum(
+        cutoff={"radius": 5.0, "smoothing": {"type": "ShiftedCosine", "width": 0.5}},
+        density={"type": "Gaussian", "width": 0.5},
+        basis={"type": "TensorProduct", "max_angular": l_max, "radial": {"type": "Gto", "max_radial": n_max - 1}})
+    tensor = calc.compute(atoms, selected_samples=metatensor.Labels(["atom"], centres.reshape(-1, 1).astype(np.int32)))
+    return tensor.keys_to_samples("center_type").keys_to_properties(["neighbor_1_type", "neighbor_2_type"]).block()
+
+
 def test_featomic_backend_gives_its_own_soap_rows_and_a_store_refuses_a_mixed_backend(
         tmp_path, toy_dumps, scheduler_address):
     pytest.importorskip("featomic", reason="featomic is an optional extra (pip install -e '.[featomic]')")
     import featomic
-    import metatensor
 
     from gbdist.compute.soap import n_features
 
@@ -84,12 +97,7 @@ def test_featomic_backend_gives_its_own_soap_rows_and_a_store_refuses_a_mixed_ba
         atoms.positions[:, 0] += 20.0
         atoms.cell[0, 0] = atoms.positions[:, 0].max() + 20.0
         atoms.pbc = True
-        calc = featomic.SoapPowerSpectrum(
-            cutoff={"radius": 5.0, "smoothing": {"type": "ShiftedCosine", "width": 0.5}},
-            density={"type": "Gaussian", "width": 0.5},
-            basis={"type": "TensorProduct", "max_angular": 4, "radial": {"type": "Gto", "max_radial": 5}})
-        tensor = calc.compute(atoms, selected_samples=metatensor.Labels(["atom"], centres.reshape(-1, 1).astype(np.int32)))
-        direct = tensor.keys_to_samples("center_type").keys_to_properties(["neighbor_1_type", "neighbor_2_type"]).block()
+        direct = featomic_full_block(atoms, centres, n_max=6, l_max=4)
         rows = slice(offsets[i], offsets[i + 1])
         raw = g["soap"][rows] * g["lae/soap_norm"][rows][:, None]
         n_1, n_2 = direct.properties.column("n_1"), direct.properties.column("n_2")
@@ -132,8 +140,6 @@ def test_rows_follow_the_centres_in_the_order_given(backend):
 
 def test_featomic_rows_of_two_species_keep_every_inner_product():
     pytest.importorskip("featomic", reason="featomic is an optional extra (pip install -e '.[featomic]')")
-    import featomic
-    import metatensor
     from ase.build import bulk
 
     from gbdist.compute.soap import atoms_soap, n_features
@@ -147,12 +153,7 @@ def test_featomic_rows_of_two_species_keep_every_inner_product():
     params = SoapParams(backend="featomic", n_max=4, l_max=3)
     rows = atoms_soap(atoms, centres, params, ["Cu", "Ni"])
     assert rows.shape == (len(centres), n_features(params, ["Cu", "Ni"])) == (len(centres), (2 * 10 + 16) * 4)
-    calc = featomic.SoapPowerSpectrum(
-        cutoff={"radius": 5.0, "smoothing": {"type": "ShiftedCosine", "width": 0.5}},
-        density={"type": "Gaussian", "width": 0.5},
-        basis={"type": "TensorProduct", "max_angular": 3, "radial": {"type": "Gto", "max_radial": 3}})
-    tensor = calc.compute(atoms, selected_samples=metatensor.Labels(["atom"], centres.reshape(-1, 1).astype(np.int32)))
-    full = tensor.keys_to_samples("center_type").keys_to_properties(["neighbor_1_type", "neighbor_2_type"]).block()
+    full = featomic_full_block(atoms, centres, n_max=4, l_max=3)
     full_rows = full.values[np.argsort(full.samples.column("atom"))]
     gram = full_rows @ full_rows.T  # packing keeps every inner product, so the SOAP kernel too
     np.testing.assert_allclose(rows.astype(np.float64) @ rows.T, gram, rtol=1e-5, atol=1e-6 * np.abs(gram).max())
