@@ -7,9 +7,11 @@ import zarr
 from gbdist.compute.leaders import (
     LeaderSearch,
     assign_to_leaders,
+    gb_label_counts,
     greedy_leaders,
     knee,
     ler_matrix,
+    reach_bins,
     similarity_threshold,
 )
 from gbdist.stages.lae import run_lae_stage
@@ -85,6 +87,25 @@ def test_shortcut_search_is_exact(hot, layout):
     np.testing.assert_allclose(sims, full.max(axis=1), atol=1e-5)
     if layout == "separated" and hot:
         assert search.hot_pass(rows)[2].sum() >= 50, "the shortcut settles (at least) a hot cluster's rows"
+
+
+@pytest.mark.parametrize("floor", [1, 8])
+def test_reach_bins_cover_the_rows_in_order_each_within_twice_its_nearest_row(floor):
+    counts = np.sort(np.random.default_rng(2).integers(0, 300, 500))
+    bins = reach_bins(counts, floor)
+    assert [lo for lo, _ in bins] == [0] + [hi for _, hi in bins[:-1]] and bins[-1][1] == len(counts)
+    assert all(counts[hi - 1] <= 2 * max(counts[lo], floor) for lo, hi in bins)
+    assert len(bins) > 3 and reach_bins(np.zeros(0, int)) == []
+
+
+def test_gb_label_counts_are_the_pairs_of_a_2d_unique():
+    rng = np.random.default_rng(3)
+    gbs, labels = np.sort(rng.integers(40, 44, 1000)), rng.integers(0, 300, 1000)
+    pairs, counts = gb_label_counts(gbs, labels)
+    expected_pairs, expected_counts = np.unique(np.stack([gbs, labels]), axis=1, return_counts=True)
+    np.testing.assert_array_equal(pairs, expected_pairs)
+    np.testing.assert_array_equal(counts, expected_counts)
+    assert gb_label_counts(gbs[:0], labels[:0])[0].shape == (2, 0)
 
 
 def test_ler_rows_sum_to_one():

@@ -46,13 +46,15 @@ def test_asr_comes_from_the_soap_tasks_partial_sums_and_an_older_store_reads_the
     from dask.distributed import Client
 
     from gbdist.stages.asr import run_asr_stage
-    from gbdist.store.schema import ASR_PARTIAL_GB, ASR_PARTIAL_SUM
+    from gbdist.store.schema import ASR_PARTIAL_GB, ASR_PARTIAL_SUM, RowPlan, read_asr_partials
 
     store = tmp_path / "toy.zarr"
     run_job(make_job(store, toy_dumps, scheduler_address, chunk_rows=64, stages=["soap", "asr"]))
     g = zarr.open_group(str(store), mode="r+")
     assert g.attrs["stages"]["asr"]["soap_passes"] == 0  # no row of soap read
     from_partials = g["asr"][:]
+    plan = RowPlan(g["gb/offset"][:], 64)  # the asr stage takes each chunk's GBs from the plan: those written
+    assert [list(gbs) for gbs, _ in read_asr_partials(g, plan)] == [list(i[i >= 0]) for i in g[ASR_PARTIAL_GB][:]]
     del g[ASR_PARTIAL_GB], g[ASR_PARTIAL_SUM]  # as a store written before the partial sums
     with Client(scheduler_address) as client:
         run_asr_stage(client, str(store), force=True)

@@ -167,13 +167,30 @@ class LeaderSearch:
         rest = np.flatnonzero(~done)
         for hot_leader in np.unique(labels[rest]):
             group = rest[labels[rest] == hot_leader]
-            reach = 2.0 * soap_distance(similarity[group]).max() + DISTANCE_MARGIN
-            candidates = np.flatnonzero(self.distance[hot_leader] < reach)  # ascending: ties to the lower index
-            sims = rows[group] @ self.leaders[candidates].T
-            best = sims.argmax(axis=1)
-            labels[group] = candidates[best]
-            similarity[group] = sims[np.arange(len(group)), best]
+            reach = 2.0 * soap_distance(similarity[group]) + DISTANCE_MARGIN
+            group, reach = group[np.argsort(reach, kind="stable")], np.sort(reach)
+            for lo, hi in reach_bins(np.searchsorted(np.sort(self.distance[hot_leader]), reach)):
+                # ascending leader index: ties go to the lower index, as in a search of every leader
+                candidates = np.flatnonzero(self.distance[hot_leader] < reach[hi - 1])
+                rows_in = group[lo:hi]
+                sims = rows[rows_in] @ self.leaders[candidates].T
+                best = sims.argmax(axis=1)
+                labels[rows_in] = candidates[best]
+                similarity[rows_in] = sims[np.arange(len(rows_in)), best]
         return labels, similarity
+
+
+def reach_bins(counts: np.ndarray, floor: int = 8) -> list[tuple[int, int]]:
+    """Cut rows sorted by reach into bins [lo, hi) compared with one candidate set each: the
+    candidates of a bin's farthest row (``counts``, ascending, is each row's own number) are at
+    most twice those of its nearest row (or ``floor``), so no row is compared with more than
+    about twice the leaders it needs, in a few GEMMs."""
+    bins, lo = [], 0
+    while lo < len(counts):
+        hi = max(int(np.searchsorted(counts, 2 * max(int(counts[lo]), floor), side="right")), lo + 1)
+        bins.append((lo, hi))
+        lo = hi
+    return bins
 
 
 def assign_to_leaders(rows: np.ndarray, leaders: np.ndarray, hot: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -182,6 +199,20 @@ def assign_to_leaders(rows: np.ndarray, leaders: np.ndarray, hot: np.ndarray | N
     ``hot`` (default: the first ``HOT`` leaders) only sets how fast; see ``LeaderSearch``.
     """
     return LeaderSearch(leaders, np.arange(min(HOT, len(leaders))) if hot is None else hot).search(rows)
+
+
+def gb_label_counts(gbs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a block per (GB, unique LAE) pair, from each row's GB position and label (n,).
+
+    Returns (pairs (2, m) int64: GB positions and labels, ascending by GB then label;
+    counts (m,) int64). One sort of n integer keys (a 2-D ``np.unique`` sorts rows of pairs).
+    """
+    gbs, labels = np.asarray(gbs, np.int64), np.asarray(labels, np.int64)
+    if not len(gbs):
+        return np.zeros((2, 0), np.int64), np.zeros(0, np.int64)
+    first, width = gbs.min(), int(labels.max()) + 1
+    keys, counts = np.unique((gbs - first) * width + labels, return_counts=True)
+    return np.stack([keys // width + first, keys % width]), counts
 
 
 def ler_matrix(counts: np.ndarray) -> np.ndarray:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import time
 
-import zarr
-
 from gbdist.compute.asr import asr_matrix, gb_row_sums
 from gbdist.errors import StoreError
 from gbdist.stages.progress import as_completed_with_progress
 from gbdist.store.schema import (
     RowPlan,
+    StoreArrays,
     has_asr_partials,
     mark_stage,
     open_group,
@@ -27,7 +26,7 @@ from gbdist.store.schema import (
 
 def chunk_gb_sums(k: int, store: str, storage_options: dict | None, chunk_rows: int):
     """Worker task: (k, per-GB sums of ``soap`` chunk k, rows read)."""
-    group = zarr.open_group(store, mode="r", storage_options=storage_options)
+    group = StoreArrays(store, "r", storage_options)
     offsets = group["gb/offset"][:]
     start, stop = RowPlan(offsets, chunk_rows).chunk(k)
     return k, gb_row_sums(group["soap"][start:stop], start, offsets), stop - start
@@ -49,7 +48,7 @@ def run_asr_stage(client, store: str, storage_options: dict | None = None, force
     soap = group["soap"]
     rows_read = 0
     if has_asr_partials(group):
-        partials = read_asr_partials(group)
+        partials = read_asr_partials(group, RowPlan(offsets, soap.chunks[0]))
     else:
         chunk_rows = soap.chunks[0]
         futures = client.map(chunk_gb_sums, range(RowPlan(offsets, chunk_rows).n_chunks), store=store,

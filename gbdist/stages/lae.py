@@ -32,6 +32,7 @@ from gbdist.compute.leaders import (
     DISTANCE_MARGIN,
     HOT,
     LeaderSearch,
+    gb_label_counts,
     greedy_leaders,
     ip_index,
     leader_gram,
@@ -48,6 +49,7 @@ from gbdist.stages.progress import as_completed_with_progress, with_progress
 from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
 from gbdist.store.schema import (
     ASSIGNED_GROUP,
+    StoreArrays,
     begin_lae_run,
     check_eps,
     lae_group_name,
@@ -73,7 +75,7 @@ class LaeReport:
     soap_passes: float = 0.0
 
 
-def _chunk_rows(group: zarr.Group, k: int) -> tuple[int, np.ndarray]:
+def _chunk_rows(group: StoreArrays, k: int) -> tuple[int, np.ndarray]:
     """(first row, rows) of soap chunk k."""
     soap = group["soap"]
     start = k * soap.chunks[0]
@@ -87,8 +89,7 @@ def screen_chunk(k: int, store: str, storage_options, leaders: dict[float, np.nd
     Returns {"k", "start", "rows_read", eps: (open row indices in the chunk, their vectors,
     rows covered by each given leader)}.
     """
-    group = zarr.open_group(store, mode="r", storage_options=storage_options)
-    start, rows = _chunk_rows(group, k)
+    start, rows = _chunk_rows(StoreArrays(store, "r", storage_options), k)
     out = {"k": k, "start": start, "rows_read": len(rows)}
     for eps, vectors in leaders.items():
         open_rows, covered = uncovered_rows(rows, eps, vectors, hot[eps])
@@ -120,10 +121,10 @@ class Leaders:
             self.vectors = np.vstack([self.vectors, vectors[new]])
             self.counts = np.concatenate([self.counts, np.ones(len(new), np.int64)])
 
-def _chunk_summary(group: zarr.Group, start: int, labels: np.ndarray, sims: np.ndarray, eps: float) -> dict:
+def _chunk_summary(group: StoreArrays, start: int, labels: np.ndarray, sims: np.ndarray, eps: float) -> dict:
     """Per-GB leader counts, orphan rows and the most fcc-like row of one labelled chunk."""
     gbs = group["lae/gb"][start:start + len(labels)]
-    pairs, counts = np.unique(np.stack([gbs, labels]), axis=1, return_counts=True)
+    pairs, counts = gb_label_counts(gbs, labels)
     fcc_rows = np.flatnonzero(labels == 0)
     best = (float(sims[fcc_rows].max()), start + int(fcc_rows[np.argmax(sims[fcc_rows])])) if len(fcc_rows) else None
     orphans = start + np.flatnonzero(sims < similarity_threshold(eps))
@@ -135,12 +136,12 @@ def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.nd
     """Worker task: label chunk k's rows (into ``out_group``, default the eps's LAE group); return
     per-GB counts, orphans (rows farther than eps from every leader) and the best fcc row.
     ``gram``: the leaders' ``leader_gram``, computed once by the driver."""
-    group = zarr.open_group(store, mode="r+", storage_options=storage_options)
+    group = StoreArrays(store, "r+", storage_options)
     start, rows = _chunk_rows(group, k)
     labels, sims = LeaderSearch(leaders, hot, gram).search(rows)
-    out = group[out_group or lae_group_name(eps)]
-    out["label"][start:start + len(rows)] = labels
-    out["similarity"][start:start + len(rows)] = sims
+    out = out_group or lae_group_name(eps)
+    group[f"{out}/label"][start:start + len(rows)] = labels
+    group[f"{out}/similarity"][start:start + len(rows)] = sims
     return {"k": k, "rows_read": len(rows), **_chunk_summary(group, start, labels, sims, eps)}
 
 
@@ -148,11 +149,11 @@ def refine_chunk(k: int, store: str, storage_options, eps: float, leaders: np.nd
     """Worker task: after leaders ``n_old:`` were added, relabel the rows of chunk k that may
     now be closer to one of them (2δ ≥ d(old leader, new leader)); exact, reads the SOAP
     rows only when some row is at risk."""
-    group = zarr.open_group(store, mode="r+", storage_options=storage_options)
-    out = group[lae_group_name(eps)]
+    group = StoreArrays(store, "r+", storage_options)
+    label, similarity = group[f"{lae_group_name(eps)}/label"], group[f"{lae_group_name(eps)}/similarity"]
     chunk = group["soap"].chunks[0]
     start = k * chunk
-    labels, sims = out["label"][start:start + chunk], out["similarity"][start:start + chunk]
+    labels, sims = label[start:start + chunk], similarity[start:start + chunk]
     old, new = leaders[:n_old].astype(np.float64), leaders[n_old:].astype(np.float64)
     reach = soap_distance(old @ new.T).min(axis=1) - DISTANCE_MARGIN
     risk = np.flatnonzero(2.0 * soap_distance(sims) >= reach[labels])
@@ -164,8 +165,8 @@ def refine_chunk(k: int, store: str, storage_options, eps: float, leaders: np.nd
         better = s[:, 0] > sims[risk]
         if better.any():
             labels[risk[better]], sims[risk[better]] = n_old + i[better, 0], s[better, 0]
-            out["label"][start:start + len(labels)] = labels
-            out["similarity"][start:start + len(sims)] = sims
+            label[start:start + len(labels)] = labels
+            similarity[start:start + len(sims)] = sims
     return {"k": k, "rows_read": rows_read, **_chunk_summary(group, start, labels, sims, eps)}
 
 

@@ -37,6 +37,7 @@ from gbdist.io import ReadParams, read_structure
 from gbdist.stages.progress import as_completed_with_progress
 from gbdist.store.schema import (
     RowPlan,
+    StoreArrays,
     create_asr_partials,
     mark_stage,
     open_group,
@@ -140,15 +141,16 @@ def write_plan(group: zarr.Group, inputs: list[dict], selected: list[dict], chun
     return plan
 
 
-def soap_chunk(k: int, store: str, storage_options: dict | None, params: SoapStageParams) -> dict:
-    """Worker task: compute and write ``soap`` chunk k (its rows only), then flag it done."""
+def soap_chunk(k: int, store: str, storage_options: dict | None, params: SoapStageParams,
+               species: list[str]) -> dict:
+    """Worker task: compute and write ``soap`` chunk k (its rows only), then flag it done.
+    ``species``: the store's (its ``species`` attribute, read once by the driver)."""
     t0 = time.perf_counter()
-    group = zarr.open_group(store, mode="r+", storage_options=storage_options)
+    group = StoreArrays(store, "r+", storage_options)
     plan = RowPlan(group["gb/offset"][:], params.chunk_rows)
     start, stop = plan.chunk(k)
     atom_ids = group["lae/atom"][start:stop]
     normals, sources = group["gb/normal"][:], group["gb/source"][:]
-    species = list(group.attrs["species"])
     out = np.empty((stop - start, group["soap"].shape[1]), np.float32)
     kernel = 0.0
     for gb, lo, hi in plan.gb_slices(start, stop):
@@ -277,7 +279,8 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
         # last chunk first: the first rows are then the most recently written, the ones a page cache
         # smaller than the store still holds when the lae stage's discovery reads them in row order
         with dask.annotate(priority=lambda key: key[1]):  # key (name, partition) → the later, the sooner
-            bag = db.from_sequence(todo, partition_size=1).map(soap_chunk, store, storage_options, params)
+            bag = db.from_sequence(todo, partition_size=1).map(soap_chunk, store, storage_options, params,
+                                                                 list(group.attrs["species"]))
         futures = client.compute(bag.to_delayed())
         for f in as_completed_with_progress(futures, "soap"):
             try:
