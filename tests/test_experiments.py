@@ -135,6 +135,17 @@ def test_read_pass_reads_every_soap_byte_once(learning_store):
     assert result["wall_s"] > 0 and result["user_s"] + result["system_s"] > 0
 
 
+def test_leader_cost_times_both_searches_and_counts_the_leaders_in_reach(learning_store):
+    store, _ = learning_store
+    sys.path.insert(0, str(ROOT / "notebooks/experiments"))
+    from leader_cost import leader_cost
+
+    r = leader_cost(str(store), chunks=3, repeats=1)
+    assert r["eps"] == 0.032 and r["leaders"] >= 2 and r["rows"] > 0
+    assert min(r["screen_us"], r["hot_pass_us"], r["assign_us"]) >= 0
+    assert 0 <= r["open_share"] <= 1 and r["candidates_own"] <= r["candidates_group"] <= r["leaders"]
+
+
 def test_paired_table1_scores_each_split_and_refuses_other_splits(tmp_path):
     import pandas as pd
 

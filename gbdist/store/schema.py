@@ -85,7 +85,7 @@ class StoreArrays:
     """A store's arrays for a worker task, each opened by its path on first use.
 
     Not through the root group: opening it reads the group's attributes, whose ``inputs`` list
-    every input file (0.9 MB of JSON for 3,880 files), so a task per chunk that opened it would
+    every input file (0.7 MB of JSON for 3,880 files), so a task per chunk that opened it would
     make a stage's cost grow with files × chunks. ``arrays["soap"]``,
     ``arrays["lae_eps_0.0320/label"]``: the same names as the group's.
     """
