@@ -141,20 +141,36 @@ def write_plan(group: zarr.Group, inputs: list[dict], selected: list[dict], chun
     return plan
 
 
-def soap_chunk(k: int, store: str, storage_options: dict | None, params: SoapStageParams,
+@dataclass(frozen=True)
+class ChunkWork:
+    """What a SOAP task needs to know of the store's plan for ``soap`` chunk k, made by the driver:
+    rows [start, stop) and, for each GB with rows there, (GB position, source file, normal axis,
+    first row, stop row). A task then reads no per-GB array whole, so its cost does not grow
+    with the number of GBs in the store."""
+
+    k: int
+    start: int
+    stop: int
+    gbs: tuple[tuple[int, str, int, int, int], ...]
+
+    @classmethod
+    def plan(cls, plan: RowPlan, k: int, sources: np.ndarray, normals: np.ndarray) -> ChunkWork:
+        start, stop = plan.chunk(k)
+        return cls(k, start, stop, tuple((gb, str(sources[gb]), int(normals[gb]), lo, hi)
+                                         for gb, lo, hi in plan.gb_slices(start, stop)))
+
+
+def soap_chunk(work: ChunkWork, store: str, storage_options: dict | None, params: SoapStageParams,
                species: list[str]) -> dict:
-    """Worker task: compute and write ``soap`` chunk k (its rows only), then flag it done.
+    """Worker task: compute and write ``soap`` chunk ``work.k`` (its rows only), then flag it done.
     ``species``: the store's (its ``species`` attribute, read once by the driver)."""
     t0 = time.perf_counter()
+    k, start, stop = work.k, work.start, work.stop
     group = StoreArrays(store, "r+", storage_options)
-    plan = RowPlan(group["gb/offset"][:], params.chunk_rows)
-    start, stop = plan.chunk(k)
     atom_ids = group["lae/atom"][start:stop]
-    normals, sources = group["gb/normal"][:], group["gb/source"][:]
     out = np.empty((stop - start, group["soap"].shape[1]), np.float32)
     kernel = 0.0
-    for gb, lo, hi in plan.gb_slices(start, stop):
-        source = str(sources[gb])
+    for _, source, normal, lo, hi in work.gbs:
         try:
             structure = read_structure(source, params.read)
         except GbdistError as err:
@@ -165,13 +181,15 @@ def soap_chunk(k: int, store: str, storage_options: dict | None, params: SoapSta
         centres = order[np.clip(pos, 0, len(order) - 1)]
         if not np.array_equal(structure.ids[centres], wanted):
             return {"k": k, "error": f"{source}: atom ids differ from the store's plan (file changed?)"}
-        rows, cpu = soap_rows(structure, centres, params.soap, species, int(normals[gb]))
+        rows, cpu = soap_rows(structure, centres, params.soap, species, normal)
         out[lo - start:hi - start] = rows
         kernel += cpu
     unit, norms = unit_rows(out)
     group["soap"][start:stop] = unit
     group["lae/soap_norm"][start:stop] = norms
-    write_asr_partial(group, k, *gb_row_sums(unit, start, plan.offsets))
+    gbs = np.array([gb for gb, *_ in work.gbs], np.int64)
+    within, sums = gb_row_sums(unit, start, np.array([lo for *_, lo, _ in work.gbs] + [stop], np.int64))
+    write_asr_partial(group, k, gbs[within], sums)
     group["progress/soap_cpu"][k] = kernel
     group["progress/soap"][k] = 1  # last: the chunk is done only once its data are written
     return {"k": k, "rows": stop - start, "kernel_cpu_s": kernel, "wall_s": time.perf_counter() - t0}
@@ -276,10 +294,12 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
         import dask
 
         t0 = time.perf_counter()
+        normals = group["gb/normal"][:]
+        work = [ChunkWork.plan(plan, k, sources, normals) for k in todo]
         # last chunk first: the first rows are then the most recently written, the ones a page cache
         # smaller than the store still holds when the lae stage's discovery reads them in row order
         with dask.annotate(priority=lambda key: key[1]):  # key (name, partition) → the later, the sooner
-            bag = db.from_sequence(todo, partition_size=1).map(soap_chunk, store, storage_options, params,
+            bag = db.from_sequence(work, partition_size=1).map(soap_chunk, store, storage_options, params,
                                                                  list(group.attrs["species"]))
         futures = client.compute(bag.to_delayed())
         for f in as_completed_with_progress(futures, "soap"):
