@@ -154,7 +154,7 @@ class ChunkWork:
     gbs: tuple[tuple[int, str, int, int, int], ...]
 
     @classmethod
-    def plan(cls, plan: RowPlan, k: int, sources: np.ndarray, normals: np.ndarray) -> ChunkWork:
+    def of_chunk(cls, plan: RowPlan, k: int, sources: np.ndarray, normals: np.ndarray) -> ChunkWork:
         start, stop = plan.chunk(k)
         return cls(k, start, stop, tuple((gb, str(sources[gb]), int(normals[gb]), lo, hi)
                                          for gb, lo, hi in plan.gb_slices(start, stop)))
@@ -295,7 +295,7 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
 
         t0 = time.perf_counter()
         normals = group["gb/normal"][:]
-        work = [ChunkWork.plan(plan, k, sources, normals) for k in todo]
+        work = [ChunkWork.of_chunk(plan, k, sources, normals) for k in todo]
         # last chunk first: the first rows are then the most recently written, the ones a page cache
         # smaller than the store still holds when the lae stage's discovery reads them in row order
         with dask.annotate(priority=lambda key: key[1]):  # key (name, partition) → the later, the sooner
