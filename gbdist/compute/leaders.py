@@ -168,7 +168,8 @@ class LeaderSearch:
         for hot_leader in np.unique(labels[rest]):
             group = rest[labels[rest] == hot_leader]
             reach = 2.0 * soap_distance(similarity[group]) + DISTANCE_MARGIN
-            group, reach = group[np.argsort(reach, kind="stable")], np.sort(reach)
+            order = np.argsort(reach, kind="stable")
+            group, reach = group[order], reach[order]
             for lo, hi in reach_bins(np.searchsorted(np.sort(self.distance[hot_leader]), reach)):
                 # ascending leader index: ties go to the lower index, as in a search of every leader
                 candidates = np.flatnonzero(self.distance[hot_leader] < reach[hi - 1])

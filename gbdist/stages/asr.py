@@ -46,13 +46,13 @@ def run_asr_stage(client, store: str, storage_options: dict | None = None, force
     t0 = time.perf_counter()
     offsets = group["gb/offset"][:]
     soap = group["soap"]
+    plan = RowPlan(offsets, soap.chunks[0])
     rows_read = 0
     if has_asr_partials(group):
-        partials = read_asr_partials(group, RowPlan(offsets, soap.chunks[0]))
+        partials = read_asr_partials(group, plan)
     else:
-        chunk_rows = soap.chunks[0]
-        futures = client.map(chunk_gb_sums, range(RowPlan(offsets, chunk_rows).n_chunks), store=store,
-                             storage_options=storage_options, chunk_rows=chunk_rows)
+        futures = client.map(chunk_gb_sums, range(plan.n_chunks), store=store,
+                             storage_options=storage_options, chunk_rows=plan.chunk_rows)
         parts = sorted((f.result() for f in as_completed_with_progress(futures, "asr")), key=lambda r: r[0])
         partials, rows_read = [p for _, p, _ in parts], sum(n for _, _, n in parts)
     write_array(group, "asr", asr_matrix(partials, offsets, soap.shape[1]), ["gb", "feature"])

@@ -150,7 +150,8 @@ def refine_chunk(k: int, store: str, storage_options, eps: float, leaders: np.nd
     now be closer to one of them (2δ ≥ d(old leader, new leader)); exact, reads the SOAP
     rows only when some row is at risk."""
     group = StoreArrays(store, "r+", storage_options)
-    label, similarity = group[f"{lae_group_name(eps)}/label"], group[f"{lae_group_name(eps)}/similarity"]
+    out = lae_group_name(eps)
+    label, similarity = group[f"{out}/label"], group[f"{out}/similarity"]
     chunk = group["soap"].chunks[0]
     start = k * chunk
     labels, sims = label[start:start + chunk], similarity[start:start + chunk]
