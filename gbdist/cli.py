@@ -68,9 +68,15 @@ def _validation_message(err: ValidationError) -> str:
 
 @contextmanager
 def _user_errors():
-    """Turn errors a user can act on (bad input, option, store, job file) into a message and exit code 2."""
+    """Turn errors a user can act on (bad input, option, store, job file) into a message and exit code 2;
+    a task the cluster could not run (worker killed, cluster stalled) into a message and exit code 1."""
+    from gbdist.stages.watchdog import TaskFailed
+
     try:
         yield
+    except TaskFailed as err:  # the input was fine; the cluster could not run a task
+        console.print(f"[red]failed:[/red] {escape(str(err))}")
+        raise typer.Exit(1) from None
     except GbdistError as err:
         console.print(f"[red]error:[/red] {escape(str(err))}")
         raise typer.Exit(2) from None
@@ -89,15 +95,18 @@ LABELS = typer.Option(..., "--labels", help="labels CSV (id column + property co
 EPS_HELP = "LER of the LAE run at this eps (default: the store's chosen eps)"
 
 
-def _cluster_config(workers, scheduler, cluster_file=None):
-    """ClusterConfig from a --cluster file, or from --workers / --scheduler (defaults where not given)."""
+def _cluster_config(workers, scheduler, cluster_file=None, **memory):
+    """ClusterConfig from a --cluster file, or from --workers / --scheduler (defaults where not given);
+    ``memory``: memory_limit / task_memory given on the command line (None: not given)."""
     from gbdist.stages.client import ClusterConfig, load_cluster
 
+    memory = {k: v for k, v in memory.items() if v is not None}
     if cluster_file is not None:
         if workers is not None or scheduler:
             raise GbdistError("give --cluster, or --workers / --scheduler, not both")
-        return load_cluster(cluster_file)
-    return ClusterConfig(**({"scheduler": scheduler} | ({"workers": workers} if workers is not None else {})))
+        config = load_cluster(cluster_file)
+        return config.model_validate(config.model_dump() | memory) if memory else config
+    return ClusterConfig(**({"scheduler": scheduler} | ({"workers": workers} if workers is not None else {}) | memory))
 
 
 # ---------------------------------------------------------------- rendering
@@ -114,6 +123,8 @@ def _print_job(report) -> None:
             table.add_row("SOAP wall", f"{soap.soap_wall_s:.1f} s")
             table.add_row("SOAP efficiency", f"{soap.efficiency:.3f} (kernel CPU-s {soap.kernel_cpu_s:.1f} "
                                              f"÷ wall × {soap.worker_threads} worker threads)")
+            table.add_row("peak RSS per worker", " · ".join(f"{b / 2**30:.2f} GiB" for b in soap.peak_rss.values())
+                          + " (SOAP tasks)")
     if report.asr_wall_s:
         table.add_row("ASR wall", f"{report.asr_wall_s:.1f} s")
     if report.lae:
@@ -209,6 +220,9 @@ def soap(
     sigma: float = _option(SoapParams, "sigma", help="SOAP Gaussian width, Å"),
     soap_backend: str = _option(SoapParams, "backend", "--soap-backend", help="SOAP code: dscribe or featomic"),
     chunk_rows: int = _option(SoapStageParams, "chunk_rows"),
+    memory_limit: Optional[str] = typer.Option(None, help="memory limit of each local worker, e.g. 8GiB [default: 4GiB]"),
+    task_memory: Optional[str] = typer.Option(None, help="memory one SOAP task may use, e.g. 1GiB [default: a quarter "
+                                              "of the worker's memory limit]"),
     verbose: bool = VERBOSE,
 ) -> None:
     """Select the GB atoms of INPUTS, compute their SOAP vectors into the store, then the ASR."""
@@ -219,7 +233,8 @@ def soap(
         job = JobConfig(store=store, inputs=inputs, read={"element": element}, select={"pad": pad, "normal": normal},
                         soap={"r_cut": r_cut, "n_max": n_max, "l_max": l_max, "sigma": sigma, "backend": soap_backend},
                         chunk_rows=chunk_rows,
-                        cluster=_cluster_config(workers, scheduler, cluster_file), stages=["soap", "asr"])
+                        cluster=_cluster_config(workers, scheduler, cluster_file, memory_limit=memory_limit,
+                                                task_memory=task_memory), stages=["soap", "asr"])
     _run(job)
 
 
@@ -525,6 +540,30 @@ def bench(
         result = run_bench(config, out)
     typer.echo((out / "bench.md").read_text())
     console.print(f"bench figures in {out}/bench.json ({len(result['summary'])} figures)")
+
+
+@app.command()
+def check(store: str = typer.Option(..., "--store", help="the store to verify"),
+          repair: bool = typer.Option(False, "--repair", help="clear the bad chunks and their completion flags, so "
+                                      "a rerun of the stage that wrote them recomputes exactly those"),
+          verbose: bool = VERBOSE) -> None:
+    """Verify every chunk of a store (its checksum and compression); list the bad ones (exit 1), or
+    repair them (exit 0) so that a rerun of the stage that wrote them recomputes exactly those."""
+    from gbdist.workflows.check import check_store
+
+    _setup_logging(verbose)
+    with _user_errors():
+        report = check_store(store, repair)
+    console.print(f"{store}: {report.n_chunks} chunks in {report.n_arrays} arrays checked, {len(report.bad)} bad")
+    for path, index in report.bad:
+        console.print(f"[red]bad[/red] array {path}, chunk {index}")
+    for line in report.repaired:
+        console.print(f"repaired: {line}")
+    for line in report.rerun:
+        console.print(f"then run: {line}")
+    if report.bad and not repair:
+        console.print(f"run `gbdist check --store {store} --repair`, then rerun the stage(s) that wrote them")
+        raise typer.Exit(1)
 
 
 @app.command("job-script")

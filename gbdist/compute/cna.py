@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import numpy as np
 
+from gbdist.io.checks import cell_heights
 from gbdist.structure import Structure
 
 FCC, HCP, BCC, ICO, OTHER = 1, 2, 3, 4, 5
 NAMES = {FCC: "fcc", HCP: "hcp", BCC: "bcc", ICO: "ico", OTHER: "other"}
 
 
+MIN_HEIGHT = 12.0
+"""Å; periodic cells thinner than this are replicated before the CNA (asap3 needs a cell height
+above twice its neighbour cutoff, 5.2 Å for W)."""
+
+
 def compute_cna(structure: Structure) -> np.ndarray:
     """CNA class of every atom (1 fcc, 2 hcp, 5 other), shape (n,), int8.
 
     Uses asap3's restricted CNA (fcc / hcp / other), with its cutoff between the first
-    and second neighbour shells guessed from the elements.
+    and second neighbour shells guessed from the elements. A cell thinner than ``MIN_HEIGHT``
+    along a periodic axis is analysed as a replicated supercell (as OVITO and ASE do), whose
+    first copy is the structure itself.
     """
     from asap3.analysis.localstructure import RestrictedCNA
 
     atoms = structure.to_ase()
-    RestrictedCNA(atoms)
-    tags = atoms.get_tags()
+    heights = cell_heights(structure.cell)
+    reps = [int(np.ceil(MIN_HEIGHT / h)) if p and 0 < h < MIN_HEIGHT else 1 for h, p in zip(heights, structure.pbc)]
+    supercell = atoms.repeat(reps) if max(reps) > 1 else atoms
+    RestrictedCNA(supercell)
+    tags = supercell.get_tags()[:len(atoms)]  # ase's repeat puts the original atoms first
     return np.array([FCC, HCP, OTHER], dtype=np.int8)[np.clip(tags, 0, 2)]

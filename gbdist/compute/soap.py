@@ -227,13 +227,39 @@ def crop_width(params: SoapParams, species: list[str]) -> float:
     return params.r_cut + padding + 0.1
 
 
+DSCRIBE_PAIR_BYTES = 24
+"""Bytes dscribe holds per (centre, environment atom) pair while it computes a batch: measured
+on 7 Olmsted and Homer-Al structures (1,024 centres each, 2.5k–31k environment atoms), 24.1–24.2
+once the process's baseline is taken away; the memory grows linearly with the centres."""
+
+FEATOMIC_CENTRE_BYTES = 64 * 1024
+"""Bytes featomic holds per centre beyond its neighbour list of the whole environment (which
+batches of centres cannot shrink): under 10 kB measured on the Homer-Al S197g boundary; 64 kB
+keeps a margin."""
+
+
+def centre_batch(n_centres: int, n_env: int, params: SoapParams, n_feat: int, budget_bytes: float | None) -> int:
+    """Centres per SOAP call so that one call's working memory stays within ``budget_bytes``.
+
+    dscribe holds ``DSCRIBE_PAIR_BYTES`` per (centre, atom of the ``n_env``-atom environment),
+    featomic ``FEATOMIC_CENTRE_BYTES`` per centre; both hold the float32 rows (``n_feat`` each).
+    None: no budget (one call). Never below 1: one centre is the least a call can compute.
+    """
+    if budget_bytes is None or n_centres == 0:
+        return max(n_centres, 1)
+    per_centre = (DSCRIBE_PAIR_BYTES * n_env if params.backend == "dscribe" else FEATOMIC_CENTRE_BYTES) + 8 * n_feat
+    return int(min(n_centres, max(1, budget_bytes // per_centre)))
+
+
 def soap_rows(structure: Structure, centres: np.ndarray, params: SoapParams,
-              species: list[str], normal: int) -> tuple[np.ndarray, float]:
+              species: list[str], normal: int, budget_bytes: float | None = None) -> tuple[np.ndarray, float]:
     """Raw SOAP vectors of ``centres`` (indices into ``structure``, any order; row i is centre i).
 
     The whole structure is the environment. Along an open (non-periodic) normal it is
     cropped to the centres' extent ± ``crop_width``, which gives the same vectors faster,
-    since the kernel reads no atom beyond that distance.
+    since the kernel reads no atom beyond that distance. The centres go to the SOAP code in
+    batches sized by ``centre_batch`` to ``budget_bytes`` (bytes, None: one batch); every batch
+    sees the same environment, so the rows are bit-identical whatever the budget.
 
     Returns
     -------
@@ -244,8 +270,12 @@ def soap_rows(structure: Structure, centres: np.ndarray, params: SoapParams,
     if params.crop and not structure.pbc[normal]:
         index, local = crop_to_centres(structure, centres, normal, crop_width(params, species))
     atoms = structure.to_ase(index)
+    n_feat = n_features(params, species)
+    batch = centre_batch(len(local), len(atoms), params, n_feat, budget_bytes)
+    rows = np.empty((len(local), n_feat), np.float32)
     t0 = time.process_time()
-    rows = atoms_soap(atoms, local, params, species)
+    for start in range(0, len(local), batch):
+        rows[start:start + batch] = atoms_soap(atoms, local[start:start + batch], params, species)
     return rows, time.process_time() - t0
 
 

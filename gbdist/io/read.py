@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gbdist.errors import StructureError
+from gbdist.io.checks import check_inside_box, check_min_distance
 from gbdist.io.files import open_bytes
 from gbdist.io.lammps import is_lammps_dump, parse_lammps_dump
 from gbdist.structure import Structure
@@ -27,13 +28,16 @@ class ReadParams(BaseModel):
     element: str = "Ni"
     type_map: dict[int, str] | None = None
     timestep: int | None = None
+    box_tolerance: float = Field(1.0, ge=0, description="Å an atom may lie outside a non-periodic box of a LAMMPS dump")
 
 
 def read_structure(path: str | os.PathLike, params: ReadParams | None = None) -> Structure:
     """Read one structure; the error always names the file.
 
     LAMMPS text dumps (plain, .gz, .xz, .bz2) use the vectorised reader; any other
-    format ASE can read goes through ``ase.io.read`` (compressed files too).
+    format ASE can read goes through ``ase.io.read`` (compressed files too). Atoms outside a
+    dump's non-periodic box (by more than ``params.box_tolerance``) and atoms closer than
+    ``MIN_DISTANCE`` to another are refused (``gbdist.io.checks``).
     """
     params = params or ReadParams()
     name = Path(path).name
@@ -46,8 +50,12 @@ def read_structure(path: str | os.PathLike, params: ReadParams | None = None) ->
     if not data.strip():
         raise StructureError(name, "empty file")
     if is_lammps_dump(data[:200]):
-        return parse_lammps_dump(data, name, params.timestep, params.element, params.type_map)
-    return _read_with_ase(data, path, name)
+        structure = parse_lammps_dump(data, name, params.timestep, params.element, params.type_map)
+        check_inside_box(structure, params.box_tolerance)
+    else:
+        structure = _read_with_ase(data, path, name)
+    check_min_distance(structure)
+    return structure
 
 
 def _read_with_ase(data: bytes, path, name: str) -> Structure:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gbdist.errors import GbdistError
 from gbdist.io.config_files import read_mapping, validate
+from gbdist.stages.watchdog import Watchdog, raise_task_failure
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +99,32 @@ class ClusterConfig(BaseModel):
     threads_per_worker: int = Field(1, ge=1)
     memory_limit: str = "4GiB"
     dashboard: bool = False
+    task_memory: str | None = Field(None, description="memory budget of one SOAP task, e.g. 1GiB (its centres go to "
+                                    "the SOAP code in batches that fit); default a quarter of each worker's memory limit")
+    stall_timeout_s: float = Field(120, gt=0, description="s the cluster may have unfinished tasks and no worker able "
+                                   "to run them (none left, or all paused at their memory limit) before the job "
+                                   "cancels them and ends, naming them")
+
+    @property
+    def task_memory_bytes(self) -> int | None:
+        """``task_memory`` in bytes (None: derived from each worker's memory limit)."""
+        from dask.utils import parse_bytes
+
+        return None if self.task_memory is None else int(parse_bytes(self.task_memory))
 
     @model_validator(mode="after")
     def _one_kind(self):
         if self.scheduler and self.jobqueue:
             raise ValueError("give either scheduler or jobqueue, not both")
+        from dask.utils import parse_bytes
+
+        for name in ("memory_limit", "task_memory"):
+            value = getattr(self, name)
+            try:
+                if value is not None and parse_bytes(value) <= 0:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"{name}: {value!r} is not a memory size (e.g. 4GiB, 500MB)") from None
         return self
 
 
@@ -162,11 +185,26 @@ def _wait_for_batch_workers(client, cluster, config: JobqueueConfig) -> None:
 
 @contextmanager
 def dask_client(config: ClusterConfig | None = None):
-    """Yield a ``distributed.Client`` for ``config``; close what was started on exit."""
+    """Yield a ``distributed.Client`` for ``config``, watched (``Watchdog``): no wait on it outlasts a
+    cluster that cannot run the work by more than ``stall_timeout_s``, and a task killed with its
+    worker, or cancelled for a stall, ends the job with a ``TaskFailed`` that says why. Close
+    what was started on exit."""
+    from distributed import KilledWorker
+
+    config = config or ClusterConfig()
+    with _cluster_client(config) as client, Watchdog(client, config.stall_timeout_s):
+        try:
+            yield client
+        except (KilledWorker, CancelledError) as err:
+            raise_task_failure(client, err, "a Dask task")
+            raise
+
+
+@contextmanager
+def _cluster_client(config: ClusterConfig):
     import dask
     from distributed import Client, LocalCluster
 
-    config = config or ClusterConfig()
     if config.scheduler:
         with Client(config.scheduler) as client:
             yield client

@@ -52,6 +52,7 @@ from gbdist.store.schema import (
     StoreArrays,
     begin_lae_run,
     check_eps,
+    create_store_array,
     lae_group_name,
     open_group,
     record_lae_run,
@@ -178,6 +179,13 @@ def _seed(client, group) -> np.ndarray:
     return client.submit(perfect_fcc_soap, params, list(group.attrs["species"]), pure=False).result()
 
 
+def _chunk_key(step: str, k: int) -> str:
+    """A unique Dask key that names the step and the ``soap`` chunk, so a failed task is named by them."""
+    import uuid
+
+    return f"lae-{step}-soap-chunk-{k}-{uuid.uuid4().hex[:12]}"
+
+
 AHEAD = 8
 """Chunks screened on the workers ahead of the driver in discovery. Fixed, not set by the number
 of workers: which leaders a screening task knows (and so the float rounding of the rare row at
@@ -221,7 +229,7 @@ def discover_leaders(client, store, storage_options, eps_values, ahead: int = AH
 
     def submit(k: int) -> None:
         pending[k] = client.submit(screen_chunk, k, store, storage_options, leader_vectors(),
-                                   {eps: f.hot() for eps, f in found.items()}, pure=False)
+                                   {eps: f.hot() for eps, f in found.items()}, key=_chunk_key("screen", k), pure=False)
 
     for k in range(min(ahead, n_chunks)):
         submit(k)
@@ -239,7 +247,7 @@ def _label_arrays(group: zarr.Group, out: zarr.Group) -> zarr.Group:
     """Create (empty) ``label`` (lae,) int32 and ``similarity`` (lae,) float32 in ``out``, chunked as ``soap``."""
     n_rows, chunk = group["soap"].shape[0], group["soap"].chunks[0]
     for name, dtype in (("label", np.int32), ("similarity", np.float32)):
-        out.create_array(name, shape=(n_rows,), chunks=(chunk,), dtype=dtype, dimension_names=["lae"], overwrite=True)
+        create_store_array(out, name, shape=(n_rows,), chunks=(chunk,), dtype=dtype, dimension_names=["lae"])
     return out
 
 
@@ -249,6 +257,7 @@ def _assign_all(client, store, storage_options, eps, vectors, hot, n_chunks, out
     # last chunk first: discovery has just read the rows in order, so the last ones are the most
     # likely to be still in a page cache smaller than the store
     futures = [client.submit(assign_chunk, k, store=store, storage_options=storage_options, eps=eps,
+                             key=_chunk_key("assign", k),
                              leaders=vec_future, hot=hot, gram=gram_future, out_group=out_group, pure=False,
                              priority=k)
                for k in range(n_chunks)]
@@ -310,6 +319,7 @@ def assign_to_dictionary(client, store: str, eps: float, leaders: np.ndarray, le
 def _refine_all(client, store, storage_options, eps, vectors, n_old, n_chunks):
     vec_future = client.scatter(vectors, broadcast=True)
     futures = client.map(refine_chunk, range(n_chunks), store=store, storage_options=storage_options,
+                         key=[_chunk_key("refine", k) for k in range(n_chunks)],
                          eps=eps, leaders=vec_future, n_old=n_old, pure=False)
     return [f.result() for f in as_completed_with_progress(futures, f"lae refine eps={eps}")]
 

@@ -23,7 +23,7 @@ from dask_ml.decomposition import PCA, IncrementalPCA
 
 from gbdist.errors import StoreError
 from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
-from gbdist.store.schema import MAP_GROUP, mark_stage, open_group, stage_done, write_array
+from gbdist.store.schema import MAP_GROUP, create_store_array, mark_stage, open_group, stage_done, write_array
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,8 @@ def _write_coords(client, group, soap, mean: np.ndarray, components: np.ndarray)
     returns (the coords array, the sum of squares of all rows)."""
     k = len(components)
     coords = soap.map_blocks(_project, mean, components, chunks=(soap.chunks[0], (k,)), dtype=np.float32)
-    target = group.require_group(MAP_GROUP).create_array(
-        "coords", shape=(soap.shape[0], k), chunks=(group["soap"].chunks[0], k), dtype=np.float32,
-        dimension_names=["lae", "pc"], overwrite=True)
+    target = create_store_array(group.require_group(MAP_GROUP), "coords", shape=(soap.shape[0], k),
+                                chunks=(group["soap"].chunks[0], k), dtype=np.float32, dimension_names=["lae", "pc"])
     with dask.config.set(scheduler=client):  # each task writes its own coords chunk; sum of squares beside
         _, squares = dask.compute(da.store(coords, target, lock=False, compute=False),
                                   (soap.astype(np.float64) ** 2).sum())

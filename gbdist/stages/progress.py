@@ -10,9 +10,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 log = logging.getLogger(__name__)
 
 
-def with_progress(items, description: str):
-    """Iterate over a sized iterable, showing progress (a bar on a terminal, else a log line per 10%)."""
-    total = len(items)
+def with_progress(items, description: str, total: int | None = None):
+    """Iterate over ``items`` (``total`` of them, by default ``len(items)``), showing progress (a bar
+    on a terminal, else a log line per 10%)."""
+    total = len(items) if total is None else total
     if total == 0:
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -31,17 +32,4 @@ def as_completed_with_progress(futures, description: str):
     """Iterate over Dask ``futures`` as they finish, showing progress."""
     from distributed import as_completed
 
-    yield from with_progress(_Sized(as_completed(futures), len(futures)), description)
-
-
-class _Sized:
-    """An iterator with a known length."""
-
-    def __init__(self, iterator, length: int):
-        self.iterator, self.length = iterator, length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self):
-        return iter(self.iterator)
+    yield from with_progress(as_completed(futures), description, total=len(futures))

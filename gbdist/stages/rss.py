@@ -22,3 +22,19 @@ def peak_rss_bytes() -> int:
     except OSError:
         pass
     return 0
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free memory back to the system (glibc ``malloc_trim``; no-op elsewhere).
+
+    A SOAP code frees its working arrays after a call, but glibc may keep the pages, and a Dask
+    worker whose resident memory stays above 80% of its limit pauses and runs nothing more."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            ctypes.CDLL(name).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass

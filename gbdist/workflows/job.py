@@ -141,7 +141,8 @@ def run_job(job: JobConfig) -> JobReport:
         return report
     with store_lock(job.store), dask_client(job.cluster) as client:
         if "soap" in job.stages:
-            report.soap = run_soap_stage(client, job.store, inputs, job.stage_params(), job.storage_options)
+            report.soap = run_soap_stage(client, job.store, inputs, job.stage_params(), job.storage_options,
+                                         task_memory=job.cluster.task_memory_bytes)
         group = open_group(job.store, mode="r", storage_options=job.storage_options)
         if "asr" in job.stages:
             if stage_done(group, "soap"):

@@ -39,6 +39,7 @@ from gbdist.stages.asr import run_asr_stage
 from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.stages.lae import Assignment, assign_to_dictionary
 from gbdist.stages.soap import SoapStageParams, normalised_params, run_soap_stage
+from gbdist.stages.watchdog import TaskFailed
 from gbdist.store.lock import store_lock
 from gbdist.store.representations import region_thickness
 from gbdist.store.schema import ASSIGNED_GROUP, open_group, stage_done
@@ -78,14 +79,15 @@ def check_store_for_bundle(group, store: str, bundle: Bundle) -> None:
                          f"{bundle.species} ({bundle.path})")
 
 
-def _compute_store(client, store: str, inputs: list[str], bundle: Bundle, storage_options) -> list[dict]:
+def _compute_store(client, store: str, inputs: list[str], bundle: Bundle, storage_options,
+                   task_memory: int | None = None) -> list[dict]:
     """select → SOAP → ASR of ``inputs`` with the bundle's parameters and species; returns the failures."""
     records = describe_inputs(expand_inputs(inputs))
     report = run_soap_stage(client, store, records, SoapStageParams(**bundle.params), storage_options,
-                            species=bundle.species)
+                            species=bundle.species, task_memory=task_memory)
     group = open_group(store, storage_options=storage_options)
     if not stage_done(group, "soap"):
-        raise GbdistError(f"{store}: SOAP incomplete after {len(report.failures)} failure(s): "
+        raise TaskFailed(f"{store}: SOAP incomplete after {len(report.failures)} failure(s): "
                           + "; ".join(f["error"] for f in report.failures[:5]))
     run_asr_stage(client, store, storage_options)
     return report.failures
@@ -121,9 +123,10 @@ def predict_structures(bundle_path: str | Path, inputs: list[str] | None, out: s
     labels = load_labels(options.labels) if options.labels else None
     store = store or str(out / "structures.zarr")
     failures = []
-    with store_lock(store), dask_client(cluster or ClusterConfig()) as client:
+    cluster = cluster or ClusterConfig()
+    with store_lock(store), dask_client(cluster) as client:
         if inputs:
-            failures = _compute_store(client, store, inputs, bundle, storage_options)
+            failures = _compute_store(client, store, inputs, bundle, storage_options, cluster.task_memory_bytes)
         else:
             check_store_for_bundle(open_group(store, storage_options=storage_options), store, bundle)
             run_asr_stage(client, store, storage_options)

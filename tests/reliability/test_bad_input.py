@@ -33,6 +33,9 @@ BAD_FILES = {
     "element.dump": (GOOD.replace("id type x y z", "id type element x y z").replace("1 1 1.0", "1 1 Qx 1.0")
                      .replace("2 1 4.0", "2 1 Ni 4.0").encode(), "unknown element 'Qx'"),
     "duplicate.dump": (GOOD.replace("2 1 4.0", "1 1 4.0").encode(), "duplicate atom ids"),
+    "outside.dump": (GOOD.replace("4.0 5.0 6.0", "1e30 5.0 6.0").encode(),
+                     "atom id 2 lies 1e\\+30 Å outside the box along x"),
+    "overlap.dump": (GOOD.replace("4.0 5.0 6.0", "1.1 2.0 3.0").encode(), "atoms id 1 and id 2 are 0.1 Å apart"),
 }
 
 

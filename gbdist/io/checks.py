@@ -1,0 +1,103 @@
+"""Sanity checks on the atoms of a structure as read: each refusal names the file and the atom id(s).
+
+- atoms outside a non-periodic box by more than a tolerance (a box the file defines: LAMMPS);
+- two atoms closer than ``MIN_DISTANCE`` (overlapping or duplicated atoms), periodic images included.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from gbdist.errors import StructureError
+from gbdist.structure import Structure
+
+MIN_DISTANCE = 0.5
+"""Å; no two atoms of a physical structure are closer (the shortest bond, H2's, is 0.74 Å)."""
+
+AXIS_NAMES = "xyz"
+
+
+def cell_heights(cell: np.ndarray) -> np.ndarray:
+    """(3,) Å, the distance between the opposite faces of the cell along each cell vector
+    (the thickness a neighbour search sees; 0 where the cell is degenerate)."""
+    volume = abs(np.linalg.det(cell))
+    areas = np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    return np.divide(volume, areas, out=np.zeros(3), where=areas > 0)
+
+
+def check_inside_box(structure: Structure, tolerance: float) -> None:
+    """Refuse an atom farther than ``tolerance`` Å outside the box along a non-periodic axis.
+
+    Raises
+    ------
+    StructureError
+        Naming the file, the first such atom's id, the axis, its distance and the box.
+    """
+    open_axes = np.flatnonzero(~structure.pbc)
+    heights = cell_heights(structure.cell)
+    if not len(open_axes) or not heights.all():
+        return
+    frac = np.linalg.solve(structure.cell.T, (structure.positions - structure.origin).T).T
+    for axis in open_axes:
+        outside = np.maximum(-frac[:, axis], frac[:, axis] - 1.0) * heights[axis]
+        bad = np.flatnonzero(outside > tolerance)
+        if len(bad):
+            i = bad[np.argmax(outside[bad])]
+            lo = structure.origin[axis]
+            raise StructureError(
+                structure.source,
+                f"atom id {structure.ids[i]} lies {outside[i]:.4g} Å outside the box along {AXIS_NAMES[axis]} "
+                f"(non-periodic; box {lo:.6g} … {lo + structure.cell[axis, axis]:.6g} Å; {len(bad)} atom(s) more "
+                f"than {tolerance:g} Å outside)")
+
+
+def check_min_distance(structure: Structure, min_distance: float = MIN_DISTANCE) -> None:
+    """Refuse two atoms closer than ``min_distance`` Å, across periodic boundaries too.
+
+    Raises
+    ------
+    StructureError
+        Naming the file, the two atom ids and their distance.
+    """
+    from scipy.spatial import cKDTree
+
+    positions, index = _with_periodic_images(structure, min_distance)
+    pairs = cKDTree(positions).query_pairs(min_distance, output_type="ndarray")
+    if not len(pairs):
+        return
+    d = np.linalg.norm(positions[pairs[:, 0]] - positions[pairs[:, 1]], axis=1)
+    a, b = index[pairs[np.argmin(d)]]
+    what = (f"atom id {structure.ids[a]} is {d.min():.3g} Å from its own periodic image (the cell is too thin)"
+            if a == b else f"atoms id {structure.ids[a]} and id {structure.ids[b]} are {d.min():.3g} Å apart")
+    raise StructureError(structure.source, f"{what}: closer than {min_distance} Å (overlapping or duplicated atoms)")
+
+
+def _with_periodic_images(structure: Structure, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (wrapped into the cell along periodic axes) plus the images of atoms within
+    ``reach`` Å of a periodic face; (m, 3) Å and (m,) the index of the atom each point is."""
+    cell, pbc = structure.cell, structure.pbc
+    heights = cell_heights(cell)
+    if not pbc.any() or not heights.all():
+        return structure.positions, np.arange(len(structure))
+    frac = np.linalg.solve(cell.T, (structure.positions - structure.origin).T).T
+    frac[:, pbc] %= 1.0
+    near = np.minimum(np.where(pbc, reach / np.where(heights > 0, heights, 1.0), 0.0), 1.0)
+    points, index = [frac], [np.arange(len(frac))]
+    periodic = np.flatnonzero(pbc)
+    for shift in itertools.product((-1, 0, 1), repeat=len(periodic)):
+        if not any(shift):
+            continue
+        s = np.zeros(3)
+        s[periodic] = shift
+        # an image shifted by +1 is near the cell only if the atom is near the lower face, and so on
+        keep = np.ones(len(frac), bool)
+        for axis, step in zip(periodic, shift):
+            if step == 1:
+                keep &= frac[:, axis] < near[axis]
+            elif step == -1:
+                keep &= frac[:, axis] > 1.0 - near[axis]
+        points.append(frac[keep] + s)
+        index.append(np.flatnonzero(keep))
+    return np.concatenate(points) @ cell, np.concatenate(index)

@@ -1,0 +1,104 @@
+"""Structures that are odd but valid (cells thinner than a cutoff, SOAP in memory-bounded batches)
+and ones that are wrong (atoms outside the box, atoms on top of each other)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gbdist.compute.cna import compute_cna
+from gbdist.compute.select import SelectParams, select_gb_region
+from gbdist.compute.soap import DSCRIBE_PAIR_BYTES, SoapParams, centre_batch, soap_rows
+from gbdist.errors import StructureError
+from gbdist.io import read_structure
+from gbdist.io.checks import cell_heights, check_inside_box, check_min_distance
+from gbdist.io.lammps import write_lammps_dump
+from gbdist.structure import Structure
+
+from conftest import BACKENDS, ROOT, toy_boundary
+
+
+def _repeat(structure: Structure, reps: tuple[int, int, int]) -> Structure:
+    """``structure`` replicated ``reps`` times along its cell vectors (the original atoms first)."""
+    atoms = structure.to_ase().repeat(reps)
+    copies = np.prod(reps)
+    return Structure(source="repeated", positions=atoms.positions + structure.origin, cell=atoms.cell[:],
+                     pbc=structure.pbc, numbers=atoms.numbers,
+                     ids=np.concatenate([structure.ids + c * 10**6 for c in range(copies)]),
+                     origin=structure.origin, extras={"type": np.tile(structure.extras["type"], copies)})
+
+
+def test_a_two_atom_thick_periodic_cell_is_analysed_as_its_replica():
+    # one cubic fcc cell (3.52 Å, two atomic layers) along the periodic y and z: thinner than the
+    # CNA's and SOAP's cutoffs; classes and rows must be those of the same atoms in a 4 × 4 replica
+    thin = toy_boundary(seed=3, cells=(14, 1, 1), with_cna=False)
+    assert cell_heights(thin.cell)[1:].max() < 4.0
+    thick = _repeat(thin, (1, 4, 4))
+    cna = compute_cna(thin)
+    assert np.array_equal(cna, compute_cna(thick)[:len(thin)])
+    assert (cna == 1).any() and (cna != 1).any()
+    thin.extras["c_cna"] = cna
+    sel = select_gb_region(thin, SelectParams())
+    rows, _ = soap_rows(thin, sel.centres, SoapParams(), ["Ni"], sel.normal)
+    reference, _ = soap_rows(thick, sel.centres, SoapParams(), ["Ni"], sel.normal)
+    np.testing.assert_allclose(rows, reference, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_centre_batches_give_the_same_rows_bit_for_bit(backend):
+    structure = toy_boundary(seed=5)
+    sel = select_gb_region(structure)
+    params = SoapParams(backend=backend)
+    whole, _ = soap_rows(structure, sel.centres, params, ["Ni"], sel.normal)
+    # a budget of about 7 centres per call
+    budget = 7 * (DSCRIBE_PAIR_BYTES * len(structure) + 8 * whole.shape[1]) if backend == "dscribe" else 7 * 70_000
+    batched, _ = soap_rows(structure, sel.centres, params, ["Ni"], sel.normal, budget_bytes=budget)
+    assert np.array_equal(whole, batched)
+
+
+def test_centre_batch_follows_the_budget():
+    params = SoapParams()
+    per_centre = DSCRIBE_PAIR_BYTES * 30_000 + 8 * 1014
+    assert centre_batch(4096, 30_000, params, 1014, None) == 4096
+    assert centre_batch(4096, 30_000, params, 1014, 1 << 30) == (1 << 30) // per_centre
+    assert centre_batch(4096, 30_000, params, 1014, 10) == 1  # one centre is the least a call computes
+    assert centre_batch(100, 30_000, params, 1014, 1 << 40) == 100
+
+
+def test_an_atom_outside_a_non_periodic_box_names_the_file_and_atom(tmp_path):
+    s = toy_boundary(seed=1)
+    s.positions[7, 0] = 1e30
+    path = tmp_path / "far.dump"
+    write_lammps_dump(path, s)
+    with pytest.raises(StructureError, match=rf"far.dump: atom id {s.ids[7]} lies 1e\+30 Å outside the box along x"):
+        read_structure(path)
+    s.positions[7, 0] = s.cell[0, 0] + 0.5  # within the tolerance: accepted
+    check_inside_box(s, tolerance=1.0)
+
+
+def test_atoms_on_top_of_each_other_are_refused_across_periodic_faces_too():
+    s = toy_boundary(seed=2, with_cna=False)
+    check_min_distance(s)  # a real structure passes
+    y = s.positions[:, 1]
+    i, j = np.argmin(y), np.argmax(y)  # an atom at the lower face and one at the upper face
+    s.positions[j] = s.positions[i] + np.array([0.0, s.cell[1, 1] - 0.2, 0.0])  # 0.2 Å from i's image
+    with pytest.raises(StructureError, match=rf"toy: atoms id {s.ids[min(i, j)]} and id {s.ids[max(i, j)]} "
+                                             r"are 0.2 Å apart|"
+                                             rf"toy: atoms id {s.ids[max(i, j)]} and id {s.ids[min(i, j)]} are 0.2 Å apart"):
+        check_min_distance(s)
+
+
+BCC = ROOT.parent / "shared" / "data" / "bcc"
+
+
+@pytest.mark.parametrize("name", ["w/POSCAR_s3_110_110.vasp", "fe/CHGNet_v0_3_0__Sigma3_1-11__relaxed.vasp"])
+def test_real_fully_periodic_bcc_cells_thinner_than_the_cutoff_are_analysed(name):
+    path = BCC / name
+    if not path.exists():
+        pytest.skip(f"real bcc data not found at {path.parent} (read from ../shared, never copied)")
+    structure = read_structure(path)
+    assert cell_heights(structure.cell).min() < 5.3  # thinner than asap3's CNA needs
+    sel = select_gb_region(structure, SelectParams(normal="z"))
+    rows, _ = soap_rows(structure, sel.centres, SoapParams(), sorted(set(structure.to_ase().get_chemical_symbols())),
+                        sel.normal)
+    assert rows.shape == (len(sel.centres), 1014) and np.isfinite(rows).all() and (np.abs(rows).sum(axis=1) > 0).all()
