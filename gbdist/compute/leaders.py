@@ -12,6 +12,8 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
+from gbdist.errors import GbdistError
+
 
 def similarity_threshold(eps: float) -> float:
     """Inner product at SOAP distance ``eps`` between unit vectors: 1 − eps²/2."""
@@ -226,6 +228,12 @@ def perfect_fcc_soap(soap_params, species: list[str], element: str | None = None
     """Unit SOAP vector of an atom in perfect fcc (the first leader), shape (n_feat,) float32.
 
     Uses ASE's reference lattice constant of ``element`` (default: the first species).
+
+    Raises
+    ------
+    GbdistError
+        If ``element`` is not fcc in ASE's reference states (the seed of other lattices is
+        not built yet).
     """
     from ase.build import bulk
     from ase.data import atomic_numbers, reference_states
@@ -235,7 +243,9 @@ def perfect_fcc_soap(soap_params, species: list[str], element: str | None = None
     element = element or species[0]
     ref = reference_states[atomic_numbers[element]]
     if not ref or ref.get("symmetry") != "fcc":
-        raise ValueError(f"{element} is not fcc in ASE's reference states; give an fcc element for the seed")
+        lattice = ref.get("symmetry", "unknown") if ref else "unknown"
+        raise GbdistError(f"the unique-LAE seed is perfect fcc, and {element} is {lattice} in ASE's reference "
+                          "states: gbdist finds unique LAEs of fcc structures only, for now")
     atoms = bulk(element, "fcc", a=ref["a"], cubic=True)
     row = atoms_soap(atoms, np.array([0]), soap_params, species).astype(np.float64).reshape(-1)
     return (row / np.linalg.norm(row)).astype(np.float32)

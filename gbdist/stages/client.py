@@ -230,7 +230,9 @@ def _cluster_client(config: ClusterConfig):
         memory_limit=config.memory_limit,
         processes=True,
         dashboard_address=":0" if config.dashboard else None,
-        silence_logs=logging.ERROR,
+        # the driver reports every failed task itself (its error, or why its worker was killed);
+        # the workers' own "Compute Failed" records would only repeat it, with a traceback
+        silence_logs=logging.CRITICAL,
     ) as cluster, Client(cluster) as client:
         yield client
 

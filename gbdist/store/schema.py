@@ -146,25 +146,21 @@ def _rows_of(key, array: zarr.Array) -> range | None:
     return range(start // c, max(start, stop - 1) // c + 1)
 
 
+def chunk_decodes(array: zarr.Array, index: tuple[int, ...]) -> bool:
+    """True if chunk ``index`` of ``array`` decodes (or was never written: it reads as the fill
+    value); False if it is stored but its checksum, compressor or length refuses it."""
+    try:
+        array.blocks[index] if array.ndim else array[()]
+    except Exception:  # any decode failure: checksum, blosc, zstd, a short read
+        return False
+    return True
+
+
 def bad_chunks(array: zarr.Array, rows: range | None = None) -> list[tuple[int, ...]]:
     """Indices of the chunks of ``array`` (those along ``rows`` of the first axis, else all) that
-    are stored but fail to decode. A chunk never written reads as the fill value: not bad."""
-    if array.ndim == 0:
-        try:
-            array[()]
-            return []
-        except Exception:
-            return [()]
-    grid = array.cdata_shape
-    bad = []
-    for index in np.ndindex(*grid):
-        if rows is not None and index[0] not in rows:
-            continue
-        try:
-            array.blocks[index]
-        except Exception:  # any decode failure: checksum, blosc, zstd, a short read
-            bad.append(tuple(int(i) for i in index))
-    return bad
+    are stored but fail to decode (``chunk_decodes``)."""
+    return [tuple(int(i) for i in index) for index in np.ndindex(*array.cdata_shape)
+            if (rows is None or index[0] in rows) and not chunk_decodes(array, index)]
 
 
 def chunk_error(array: zarr.Array, url: str, err: Exception, rows: range | None) -> Exception:
