@@ -100,10 +100,11 @@ class ClusterConfig(BaseModel):
     memory_limit: str = "4GiB"
     dashboard: bool = False
     task_memory: str | None = Field(None, description="memory budget of one SOAP task, e.g. 1GiB (its centres go to "
-                                    "the SOAP code in batches that fit); default a quarter of each worker's memory limit")
+                                    "the SOAP code in batches that fit); default a quarter of each worker's memory limit, "
+                                    "split between its threads")
     stall_timeout_s: float = Field(120, gt=0, description="s the cluster may have unfinished tasks and no worker able "
                                    "to run them (none left, or all paused at their memory limit) before the job "
-                                   "cancels them and ends, naming them")
+                                   "cancels them and ends, naming them; with jobqueue at least its wait_s")
 
     @property
     def task_memory_bytes(self) -> int | None:
@@ -192,7 +193,9 @@ def dask_client(config: ClusterConfig | None = None):
     from distributed import KilledWorker
 
     config = config or ClusterConfig()
-    with _cluster_client(config) as client, Watchdog(client, config.stall_timeout_s):
+    # batch workers lost to a walltime may wait in the queue again: as long as they may at the start
+    stall_s = max(config.stall_timeout_s, config.jobqueue.wait_s) if config.jobqueue else config.stall_timeout_s
+    with _cluster_client(config) as client, Watchdog(client, stall_s):
         try:
             yield client
         except (KilledWorker, CancelledError) as err:

@@ -168,8 +168,9 @@ class ChunkWork:
 
 
 TASK_MEMORY_SHARE = 0.25
-"""Share of a worker's memory limit one SOAP task may use when no ``task_memory`` is given: a worker
-holds about 0.4 GiB before any task, and pauses at 80% of its limit."""
+"""Share of a worker's memory limit its SOAP tasks may use together when no ``task_memory`` is given
+(split between its threads): a worker holds about 0.4 GiB before any task, and pauses at 80% of
+its limit."""
 
 DEFAULT_TASK_MEMORY = 1 << 30
 """bytes, the SOAP task budget on a worker with no memory limit."""
@@ -177,16 +178,17 @@ DEFAULT_TASK_MEMORY = 1 << 30
 
 def task_budget(task_memory: int | None) -> int:
     """Bytes one SOAP task may use on this worker: ``task_memory``, else ``TASK_MEMORY_SHARE`` of the
-    worker's memory limit (``DEFAULT_TASK_MEMORY`` outside a worker or without a limit)."""
+    worker's memory limit over its threads (``DEFAULT_TASK_MEMORY`` outside a worker or without a limit)."""
     if task_memory is not None:
         return task_memory
     try:
         from distributed import get_worker
 
-        limit = get_worker().memory_manager.memory_limit
+        worker = get_worker()
+        limit, threads = worker.memory_manager.memory_limit, worker.state.nthreads
     except ValueError:  # not on a worker
-        limit = None
-    return int(limit * TASK_MEMORY_SHARE) if limit else DEFAULT_TASK_MEMORY
+        limit, threads = None, 1
+    return int(limit * TASK_MEMORY_SHARE / threads) if limit else DEFAULT_TASK_MEMORY
 
 
 def soap_chunk(work: ChunkWork, store: str, storage_options: dict | None, params: SoapStageParams,

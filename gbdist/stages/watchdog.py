@@ -32,12 +32,14 @@ class TaskFailed(GbdistError):
 
 
 def stall_reason(client) -> str | None:
-    """Why the cluster cannot run anything now (no worker, every worker paused), or None."""
+    """Why the cluster cannot run anything now (no worker, or every worker paused with nothing
+    executing), or None."""
     workers = client.scheduler_info(n_workers=-1)["workers"]
     if not workers:
         return "no worker is running"
     paused = [w for w in workers.values() if w.get("status") == "paused"]
-    if len(paused) < len(workers):
+    executing = sum(w.get("metrics", {}).get("task_counts", {}).get("executing", 0) for w in paused)
+    if len(paused) < len(workers) or executing:  # a paused worker still finishes what it runs
         return None
     used = max(w.get("metrics", {}).get("memory", 0) for w in paused) / 2**30
     limit = max(w.get("memory_limit") or 0 for w in paused) / 2**30
@@ -61,10 +63,11 @@ class _MemoryKills(logging.Handler):
             self.messages.append(record.getMessage())
 
 
-def kill_reason(client) -> str:
-    """Why workers died, from their nannies' logs (those in this process, recorded by the client's
-    ``Watchdog``, and the cluster's): 'worker killed: memory (...)' when a nanny restarted one
-    for exceeding its memory budget, else 'worker killed'."""
+def kill_reason(client, err=None) -> str:
+    """Why the workers of a ``KilledWorker`` ``err`` died, from their nannies' logs (those in this
+    process, recorded by the client's ``Watchdog``, and the cluster's): 'worker killed: memory
+    (...)' when a nanny restarted the task's last worker (or, if its address is not known, any
+    worker) for exceeding its memory budget, else 'worker killed'."""
     watchdog = _WATCHDOGS.get(client)
     memory = list(watchdog.memory_kills.messages) if watchdog else []
     if not memory:
@@ -74,6 +77,9 @@ def kill_reason(client) -> str:
             logs = {}
         memory = [msg for lines in logs.values() if isinstance(lines, list) for _, msg in lines
                   if "memory budget" in msg]
+    address = getattr(getattr(err, "last_worker", None), "address", None)
+    if address and memory:
+        memory = [msg for msg in memory if f"{address} " in msg]
     if memory:
         limit = max((w.get("memory_limit") or 0) for w in client.scheduler_info(n_workers=-1)["workers"].values()) \
             if client.scheduler_info(n_workers=-1)["workers"] else 0
@@ -149,7 +155,7 @@ def task_error(client, err: BaseException) -> str | None:
     from distributed import KilledWorker
 
     if isinstance(err, KilledWorker):
-        return kill_reason(client)
+        return kill_reason(client, err)
     if isinstance(err, CancelledError):
         watchdog = _WATCHDOGS.get(client)
         return watchdog.reason if watchdog and watchdog.reason else "cancelled"
