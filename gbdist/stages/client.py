@@ -119,10 +119,10 @@ class ClusterConfig(BaseModel):
             raise ValueError("give either scheduler or jobqueue, not both")
         from dask.utils import parse_bytes
 
-        for name in ("memory_limit", "task_memory"):
+        for name, least in (("memory_limit", 0), ("task_memory", 1)):  # memory_limit: 0 = none, as in Dask
             value = getattr(self, name)
             try:
-                if value is not None and parse_bytes(value) <= 0:
+                if value not in (None, "auto") and parse_bytes(value) < least:
                     raise ValueError
             except ValueError:
                 raise ValueError(f"{name}: {value!r} is not a memory size (e.g. 4GiB, 500MB)") from None

@@ -390,6 +390,7 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
                     report.kernel_cpu_s += r["kernel_cpu_s"]
                     report.peak_rss[r["worker"]] = max(report.peak_rss.get(r["worker"], 0), r["peak_rss"])
         report.soap_wall_s = time.perf_counter() - t0
+    if group.attrs.get("failures") != report.failures:  # this run's chunk failures, none left from older runs
         group.attrs["failures"] = report.failures
     if not stage_done(group, "soap") and group["progress/soap"][:].all():
         mark_stage(group, "soap", wall_s=report.soap_wall_s, n_rows=plan.n_rows,

@@ -43,8 +43,8 @@ def stall_reason(client) -> str | None:
         return None
     used = max(w.get("metrics", {}).get("memory", 0) for w in paused) / 2**30
     limit = max(w.get("memory_limit") or 0 for w in paused) / 2**30
-    return (f"every worker is paused at its memory limit ({used:.2f} GiB in use of {limit:.2f} GiB): "
-            "worker killed: memory, or memory a task kept")
+    return (f"every worker is paused at its memory limit ({used:.2f} GiB in use of {limit:.2f} GiB, memory a "
+            "task left that Dask cannot spill); give the workers more memory (memory_limit)")
 
 
 NANNY_MEMORY_LOGGER = "distributed.nanny.memory"
@@ -81,12 +81,11 @@ def kill_reason(client, err=None) -> str:
     if address and memory:
         memory = [msg for msg in memory if f"{address} " in msg]
     if memory:
-        limit = max((w.get("memory_limit") or 0) for w in client.scheduler_info(n_workers=-1)["workers"].values()) \
-            if client.scheduler_info(n_workers=-1)["workers"] else 0
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        limit = max((w.get("memory_limit") or 0 for w in workers), default=0)
         where = f" of {limit / 2**30:.2f} GiB" if limit else ""
-        return (f"worker killed: memory (its worker exceeded 95% of its memory limit{where} and was restarted, "
-                "every time it ran the task); give the workers more memory (memory_limit) or the tasks less "
-                "(task_memory)")
+        return (f"worker killed: memory (the nanny restarted the worker running it for passing 95% of its memory "
+                f"limit{where}); give the workers more memory (memory_limit) or the tasks less (task_memory)")
     return "worker killed (its worker process died every time it ran the task; see the worker logs)"
 
 

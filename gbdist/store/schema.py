@@ -116,6 +116,8 @@ class CheckedArray:
         self.array, self.url = array, url
 
     def __getattr__(self, name: str):
+        if name == "array":  # not yet set (while unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.array, name)
 
     def __setitem__(self, key, value) -> None:
