@@ -211,7 +211,8 @@ def soap(
     inputs: list[str] = typer.Argument(..., help="structure files, directories or glob patterns"),
     store: str = typer.Option(..., "--store", help="Zarr store path or fsspec URL"),
     workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER, cluster_file: Optional[Path] = CLUSTER,
-    element: str = _option(ReadParams, "element", help="element of every atom when a dump has no element column"),
+    element: Optional[str] = _option(ReadParams, "element", help="element of every atom of a dump that has no element "
+                                     "column (no default: such a dump needs it)"),
     pad: float = _option(SelectParams, "pad"),
     normal: str = _option(SelectParams, "normal", help="GB normal axis: auto (the open axis), x, y or z"),
     r_cut: float = _option(SoapParams, "r_cut", help="SOAP cutoff, Å"),

@@ -23,6 +23,8 @@ BACKENDS = ["dscribe", pytest.param("featomic", marks=pytest.mark.skipif(
     _NO_FEATOMIC, reason="featomic is an optional extra (pip install -e '.[featomic]')"))]
 """The SOAP backends, for tests that run with each."""
 OLMSTED = ROOT.parent / "shared" / "data" / "olmsted"
+OLMSTED_READ = {"element": "Ni"}
+"""How to read the Olmsted dumps (no element column; every atom is Ni), as a job's ``read``."""
 
 
 def olmsted_dump(n: int) -> Path:

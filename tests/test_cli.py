@@ -43,7 +43,7 @@ def test_soap_command_reports_a_bad_file_and_finishes_the_rest(tmp_path, toy_dum
     bad.write_text("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n1\nITEM: BOX BOUNDS ss pp pp\n0 1\n0 1\n0 1\n"
                    "ITEM: ATOMS id type x y z c_cna\n1 1 0.5 0.5 0.5 1\n")
     store = tmp_path / "s.zarr"
-    result = runner.invoke(app, ["soap", *map(str, toy_dumps), str(bad), "--store", str(store),
+    result = runner.invoke(app, ["soap", *map(str, toy_dumps), str(bad), "--store", str(store), "--element", "Ni",
                                  "--scheduler", scheduler_address, "--no-verbose"])
     assert result.exit_code == 1, result.output
     text = " ".join(result.output.split())

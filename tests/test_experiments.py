@@ -33,7 +33,7 @@ def test_featomic_asr_of_one_boundary(learning_store):
     group = open_group(str(learning_store[0]), mode="r")
     offset = group["gb/offset"][:2]
     asr = featomic_asr_of_gb(str(group["gb/source"][0]), group["lae/atom"][offset[0]:offset[1]],
-                             int(group["gb/normal"][0]), 4, 4)
+                             int(group["gb/normal"][0]), 4, 4, group.attrs["params"]["read"])
     assert asr.shape == (4 * 4 * 5,)  # n_max² (l_max + 1) for one species
     assert 0.5 < np.linalg.norm(asr) <= 1.0 + 1e-6  # a mean of similar unit vectors
 

@@ -11,7 +11,7 @@ from gbdist.errors import GbdistError, StructureError
 from gbdist.io import ReadParams, expand_inputs, read_structure, structure_id
 from gbdist.io.lammps import format_lammps_dump, write_lammps_dump
 
-from conftest import olmsted_dump, toy_boundary
+from conftest import OLMSTED_READ, olmsted_dump, toy_boundary
 
 
 def test_round_trip_compressed_and_plain(tmp_path):
@@ -29,7 +29,7 @@ def test_round_trip_compressed_and_plain(tmp_path):
 
 def test_matches_ase_on_real_dump():
     path = olmsted_dump(1)
-    ours = read_structure(path)
+    ours = read_structure(path, ReadParams(**OLMSTED_READ))
     theirs = ase.io.read(lzma.open(path, "rt"), format="lammps-dump-text")
     order = np.argsort(ours.ids)
     np.testing.assert_allclose(ours.positions[order], theirs.positions, atol=1e-9)
@@ -96,6 +96,8 @@ GOOD = ("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS ss pp pp\
     (GOOD.replace("1 1 1.0 2.0", "1 1 abc 2.0").encode(), "non-numeric"),
     (GOOD.replace("id type x y z", "id type element x y z").replace("1 1 1.0", "1 1 Qx 1.0")
      .replace("2 1 4.0", "2 1 Ni 4.0").encode(), "unknown element 'Qx'"),
+    (GOOD.encode(), r"the dump has no 'element' column: say which element its atoms are \(--element, or "
+                    r"read.element in a job file\) or map its types to elements \(read.type_map\)"),
 ])
 def test_bad_dumps_name_the_file_and_problem(tmp_path, content, message):
     p = tmp_path / "bad.dump"
@@ -103,6 +105,17 @@ def test_bad_dumps_name_the_file_and_problem(tmp_path, content, message):
     with pytest.raises(StructureError, match=message) as info:
         read_structure(p)
     assert str(info.value).startswith("bad.dump: ")
+
+
+def test_a_dump_without_elements_is_read_only_as_told_and_gbdist_writes_its_elements(tmp_path):
+    p = tmp_path / "plain.dump"
+    p.write_text(GOOD)
+    assert set(read_structure(p, ReadParams(element="Al")).numbers) == {13}
+    assert set(read_structure(p, ReadParams(type_map={1: "Cu"})).numbers) == {29}
+    written = tmp_path / "written.dump"
+    write_lammps_dump(written, read_structure(p, ReadParams(element="Al")))
+    assert "ITEM: ATOMS id type element x y z" in written.read_text()
+    assert set(read_structure(written).numbers) == {13}  # no option needed: the file says it
 
 
 def test_corrupt_archive_is_a_clear_error(tmp_path):

@@ -18,7 +18,7 @@ from gbdist.compute.orientation import (
     tilt_axis,
 )
 
-from conftest import OLMSTED, olmsted_dump
+from conftest import OLMSTED, OLMSTED_READ, olmsted_dump
 
 
 def _bonds(rotation: Rotation, rng, noise: float = 0.03) -> np.ndarray:
@@ -81,9 +81,9 @@ def _olmsted_tilts(gb: int) -> list[tuple[tuple[int, ...], float]]:
 def _detect(gb: int):
     from gbdist.compute.cna import FCC
     from gbdist.compute.select import cna_classes, select_gb_region
-    from gbdist.io.read import read_structure
+    from gbdist.io.read import ReadParams, read_structure
 
-    s = read_structure(olmsted_dump(gb))
+    s = read_structure(olmsted_dump(gb), ReadParams(**OLMSTED_READ))
     selection = select_gb_region(s)
     return selection.normal, bicrystal_tilt_axis(s.positions, s.cell, s.pbc, cna_classes(s) == FCC,
                                                  selection.normal, selection.extent)

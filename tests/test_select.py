@@ -7,10 +7,10 @@ from ase.build import bulk
 from gbdist.compute.cna import FCC, compute_cna
 from gbdist.compute.select import SelectParams, boundary_normal, select_gb_region
 from gbdist.errors import StructureError
-from gbdist.io import read_structure
+from gbdist.io import ReadParams, read_structure
 from gbdist.structure import Structure
 
-from conftest import olmsted_dump, toy_boundary
+from conftest import OLMSTED_READ, olmsted_dump, toy_boundary
 
 
 def test_rule_pads_the_non_fcc_extent():
@@ -57,6 +57,6 @@ def test_normal_detection():
 
 
 def test_olmsted_gb1_has_1188_laes():
-    sel = select_gb_region(read_structure(olmsted_dump(1)))
+    sel = select_gb_region(read_structure(olmsted_dump(1), ReadParams(**OLMSTED_READ)))
     assert len(sel.centres) == 1188
     assert sel.normal == 0

@@ -13,11 +13,11 @@ from dscribe.descriptors import SOAP
 from gbdist.compute.select import select_gb_region
 from gbdist.compute.soap import SoapParams, soap_rows
 from gbdist.errors import StoreError
-from gbdist.io import read_structure
+from gbdist.io import ReadParams, read_structure
 from gbdist.stages.lae import run_lae_stage
 from gbdist.workflows.job import run_job
 
-from conftest import BACKENDS, array_digests, make_job, olmsted_dump
+from conftest import BACKENDS, OLMSTED_READ, array_digests, make_job, olmsted_dump
 
 
 def test_toy_store_rows_match_direct_soap(tmp_path, toy_dumps, scheduler_address):
@@ -241,7 +241,7 @@ def _direct_unit_soap(path):
 def test_olmsted_p1_to_p12(tmp_path, scheduler_address):
     paths = [olmsted_dump(n) for n in range(1, 13)]
     store = tmp_path / "olmsted12.zarr"
-    report = run_job(make_job(store, paths, scheduler_address))
+    report = run_job(make_job(store, paths, scheduler_address, read=OLMSTED_READ))
     assert not report.failures
     g = zarr.open_group(str(store), mode="r")
     offsets = g["gb/offset"][:]
@@ -256,7 +256,7 @@ def test_olmsted_p1_to_p12(tmp_path, scheduler_address):
     np.testing.assert_allclose(lae["ler"][:].sum(axis=1), 1.0, atol=1e-6)
     assert lae["label"][:].min() >= 0 and lae["unique/count"][:].sum() == offsets[-1]
     for u, (gb, atom, row) in enumerate(zip(lae["unique/gb"][:], lae["unique/atom"][:], lae["unique/source"][:])):
-        structure = read_structure(paths[gb])
+        structure = read_structure(paths[gb], ReadParams(**OLMSTED_READ))
         assert atom in structure.ids, f"unique LAE {u}: atom {atom} is not in {paths[gb].name}"
         assert offsets[gb] <= row < offsets[gb + 1]
         if u > 0:  # leaders other than the fcc seed are the very row they came from

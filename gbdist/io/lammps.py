@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pandas as pd
-from ase.data import atomic_numbers
+from ase.data import atomic_numbers, chemical_symbols
 
 from gbdist.errors import StructureError
 from gbdist.structure import Structure
@@ -88,7 +88,9 @@ def _elements(source: str, table: pd.DataFrame, element: str | None, type_map: d
         lut = {t: number(s) for t, s in type_map.items()}
         return np.array([lut[t] for t in types.tolist()])
     if element is None:
-        raise StructureError(source, "the dump has no 'element' column; give an element or a type map")
+        raise StructureError(source, "the dump has no 'element' column: say which element its atoms are "
+                                     "(--element, or read.element in a job file) or map its types to elements "
+                                     "(read.type_map)")
     return np.full(len(table), number(element))
 
 
@@ -96,7 +98,7 @@ def parse_lammps_dump(
     data: bytes,
     source: str,
     timestep: int | None = None,
-    element: str | None = "Ni",
+    element: str | None = None,
     type_map: dict[int, str] | None = None,
 ) -> Structure:
     """Parse one frame of a LAMMPS text dump.
@@ -184,7 +186,8 @@ def parse_lammps_dump(
 
 
 def format_lammps_dump(structure: Structure, timestep: int = 0) -> bytes:
-    """A LAMMPS text dump of ``structure``: ``id type x y z`` plus every extra column.
+    """A LAMMPS text dump of ``structure``: ``id type element x y z`` plus every extra column (the
+    ``element`` column, which LAMMPS's ``dump custom`` also writes, makes the file say its species).
 
     ``type`` comes from ``extras['type']`` if present, else 1 for every atom. The box is
     written orthogonal or, for a cell with tilt, as LAMMPS's triclinic bounding box.
@@ -203,7 +206,8 @@ def format_lammps_dump(structure: Structure, timestep: int = 0) -> bytes:
         box = f"ITEM: BOX BOUNDS {flags}\n" + "".join(f"{a:.10g} {b:.10g}\n" for a, b in zip(lo, hi))
     extras = {k: v for k, v in structure.extras.items() if k != "type"}
     types = structure.extras.get("type", np.ones(len(structure), dtype=int))
-    table = pd.DataFrame({"id": structure.ids, "type": types})
+    table = pd.DataFrame({"id": structure.ids, "type": types,
+                          "element": np.array(chemical_symbols)[np.asarray(structure.numbers, int)]})
     for axis, name in enumerate("xyz"):
         table[name] = structure.positions[:, axis]
     for name, values in extras.items():

@@ -21,11 +21,13 @@ class ReadParams(BaseModel):
     """How to read structure files.
 
     LAMMPS dumps carry atom types, not elements: unless the dump has an ``element``
-    column, types map through ``type_map`` ({type: symbol}) or all atoms are ``element``.
+    column, types map through ``type_map`` ({type: symbol}) or all atoms are ``element``. Neither
+    has a default: a dump with no ``element`` column and neither option is refused, never read
+    as some element by guess.
     """
 
     model_config = ConfigDict(extra="forbid")
-    element: str = "Ni"
+    element: str | None = None
     type_map: dict[int, str] | None = None
     timestep: int | None = None
     box_tolerance: float = Field(1.0, ge=0, description="Å an atom may lie outside a non-periodic box of a LAMMPS dump")

@@ -36,7 +36,7 @@ import numpy as np
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
-from gbdist.io import expand_inputs
+from gbdist.io import ReadParams, expand_inputs
 from gbdist.io.files import open_bytes, structure_id
 from gbdist.io.lammps import parse_lammps_dump
 from gbdist.stages.client import ClusterConfig, dask_client
@@ -53,6 +53,8 @@ class BenchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     inputs: list[str] = Field(default_factory=lambda: ["../shared/data/olmsted/dumps/*.out.xz"])
+    read: ReadParams = Field(ReadParams(element="Ni"), description="how to read the inputs (the default inputs, "
+                             "the Olmsted survey, are all Ni)")
     labels: str = "olmsted"
     workers: int = Field(2, ge=1)
     memory_limit: str = "6GiB"
@@ -128,19 +130,19 @@ class _Meter:
 
 
 # ---------------------------------------------------------------- parts
-def parse_rate(files: list[str]) -> dict:
+def parse_rate(files: list[str], read: ReadParams) -> dict:
     """Dump text parsed per CPU second of this process, decompression excluded (MB/s per core)."""
     text_bytes, cpu = 0, 0.0
     for path in with_progress(files, "parse"):
         data = open_bytes(path)
         t0 = time.process_time()
-        parse_lammps_dump(data, Path(path).name)
+        parse_lammps_dump(data, Path(path).name, read.timestep, read.element, read.type_map)
         cpu += time.process_time() - t0
         text_bytes += len(data)
     return {"files": len(files), "text_mb": text_bytes / 1e6, "cpu_s": cpu, "mb_s_per_core": text_bytes / 1e6 / cpu}
 
 
-def data_path(client, store: Path, files: list[str], workers: int, backend: str = "dscribe",
+def data_path(client, store: Path, files: list[str], workers: int, read: ReadParams, backend: str = "dscribe",
               eps: float | None = None) -> tuple[list[StageFigure], dict]:
     """soap (with select), asr and lae (at ``eps``, else the job default) as separate runs on one
     cluster, each metered; the info holds the full reads of ``soap`` that asr and lae counted
@@ -151,8 +153,8 @@ def data_path(client, store: Path, files: list[str], workers: int, backend: str 
     cluster = ClusterConfig(scheduler=client.scheduler.address)
     lae = {"eps": eps} if eps is not None else {}
     for stage in ("soap", "asr", "lae"):
-        job = JobConfig(store=str(store), inputs=files, cluster=cluster, stages=[stage], soap={"backend": backend},
-                        lae=lae)
+        job = JobConfig(store=str(store), inputs=files, read=read, cluster=cluster, stages=[stage],
+                        soap={"backend": backend}, lae=lae)
         with _Meter(client) as meter:
             report = run_job(job)
         if stage == "soap":
@@ -226,9 +228,10 @@ def bare_kernel(store: Path, n_gb: int, backend: str = "dscribe") -> dict:
     params = SoapParams(**(group.attrs["params"]["soap"] | {"backend": backend}))
     offset, atoms = group["gb/offset"][: n_gb + 1], group["lae/atom"][:]
     sources, normals, species = group["gb/source"][:n_gb], group["gb/normal"][:n_gb], list(group.attrs["species"])
+    read = ReadParams(**group.attrs["params"]["read"])
     rows, cpu = 0, 0.0
     for gb in with_progress(range(n_gb), f"bare {backend}"):
-        structure = read_structure(str(sources[gb]))
+        structure = read_structure(str(sources[gb]), read)
         where = {int(a): i for i, a in enumerate(structure.ids)}
         centres = np.array([where[int(a)] for a in atoms[offset[gb]:offset[gb + 1]]])
         _, kernel = soap_rows(structure, centres, params, species, int(normals[gb]))
@@ -314,7 +317,7 @@ def leader_kernels(store: Path, n_rows: int, fine_eps: float) -> dict:
     return out
 
 
-def speedup(files: list[str], out: Path, memory_limit: str, repeats: int, featomic: bool) -> dict:
+def speedup(files: list[str], out: Path, memory_limit: str, repeats: int, featomic: bool, read: ReadParams) -> dict:
     """SOAP stage wall with 1 and with 2 workers (dscribe), and with 2 workers and featomic, on
     the same dumps (fresh stores), interleaved ``repeats`` times. Returns the ratio of the
     median 1- and 2-worker walls and each backend's SOAP rows/s per core (2 workers, median)."""
@@ -326,7 +329,8 @@ def speedup(files: list[str], out: Path, memory_limit: str, repeats: int, featom
             cluster = ClusterConfig(workers=n, memory_limit=memory_limit)
             store = out / f"speedup-{backend}-{n}w.zarr"
             shutil.rmtree(store, ignore_errors=True)
-            job = JobConfig(store=str(store), inputs=files, cluster=cluster, stages=["soap"], soap={"backend": backend})
+            job = JobConfig(store=str(store), inputs=files, read=read, cluster=cluster, stages=["soap"],
+                            soap={"backend": backend})
             soap = run_job(job).soap
             walls[(backend, n)].append(soap.soap_wall_s)
             rows = soap.n_lae
@@ -338,13 +342,13 @@ def speedup(files: list[str], out: Path, memory_limit: str, repeats: int, featom
     return result
 
 
-def _replicate(path: str, copies: int, displacement: float, folder: str) -> list[str]:
+def _replicate(path: str, copies: int, displacement: float, folder: str, read: ReadParams) -> list[str]:
     """Worker task: ``copies`` replicas of one dump (plain text ``<id>.r<k>.dump``), atoms
     displaced by N(0, displacement²) Å with a seed from the id; existing replicas are kept."""
     from gbdist.io.lammps import write_lammps_dump
     from gbdist.io.read import read_structure
 
-    structure = read_structure(path)
+    structure = read_structure(path, read)
     stem = structure_id(path)
     written = []
     for r in range(copies):
@@ -357,18 +361,19 @@ def _replicate(path: str, copies: int, displacement: float, folder: str) -> list
     return written
 
 
-def scale_up(client, files: list[str], labels, factor: int, displacement: float, out: Path, workers: int) -> dict:
+def scale_up(client, files: list[str], labels, factor: int, displacement: float, out: Path, workers: int,
+             read: ReadParams) -> dict:
     """soap → asr → lae → learn on ``factor`` displaced replicas of every dump."""
     import pandas as pd
 
     folder = out / f"replicas-{factor}x"
     folder.mkdir(parents=True, exist_ok=True)
-    futures = client.map(_replicate, files, copies=factor, displacement=displacement, folder=str(folder))
+    futures = client.map(_replicate, files, copies=factor, displacement=displacement, folder=str(folder), read=read)
     replicas = sorted(p for f in as_completed_with_progress(futures, "replicas") for p in f.result())
     ids = {structure_id(p): structure_id(p).rpartition(".r")[0] for p in replicas}  # replica → source id
     replica_labels = pd.DataFrame({"energy": labels.loc[list(ids.values()), "energy"].to_numpy()},
                                   index=pd.Index(list(ids), name="id"))
-    figures, info = data_path(client, out / f"scale-{factor}x.zarr", replicas, workers)
+    figures, info = data_path(client, out / f"scale-{factor}x.zarr", replicas, workers, read)
     figures.append(learn_stage(client, out / f"scale-{factor}x.zarr", replica_labels, out / f"models-{factor}x"))
     return {"factor": factor, "figures": figures, **info}
 
@@ -386,7 +391,7 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
     result: dict = {"config": config.model_dump(), "cpu_count": os.cpu_count()}
 
     log.info("bench: parsing %d dumps", len(files))
-    result["parse"] = parse_rate(files)
+    result["parse"] = parse_rate(files, config.read)
 
     if config.featomic:
         from gbdist.compute.soap import SoapParams, backend_version
@@ -394,7 +399,7 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
         backend_version(SoapParams(backend="featomic"))  # a clear error now, not after an hour
     log.info("bench: 1 vs 2 workers on %d dumps", config.speedup_dumps)
     result["speedup"] = speedup(files[: config.speedup_dumps], out, config.memory_limit, config.speedup_repeats,
-                                config.featomic)
+                                config.featomic, config.read)
 
     store = out / "olmsted.zarr"
     cluster = ClusterConfig(workers=config.workers, memory_limit=config.memory_limit)
@@ -402,7 +407,7 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
     with dask_client(cluster) as client:
         start_s = time.perf_counter() - t0
         log.info("bench: the data path on %d dumps", len(files))
-        figures, info = data_path(client, store, files, config.workers)
+        figures, info = data_path(client, store, files, config.workers, config.read)
         figures.append(learn_stage(client, store, labels, out / "models"))
         log.info("bench: predict the last %d dumps with the learnt bundle", config.predict_dumps)
         result["predict"] = predict_stage(client, out / "models", files[-config.predict_dumps:], out / "predict")
@@ -411,7 +416,8 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
         if config.featomic:
             log.info("bench: the data path with featomic")
             f_store = out / "olmsted-featomic.zarr"
-            f_figures, f_info = data_path(client, f_store, files, config.workers, "featomic", config.featomic_eps)
+            f_figures, f_info = data_path(client, f_store, files, config.workers, config.read, "featomic",
+                                          config.featomic_eps)
             result["olmsted_featomic"] = {"cluster_start_s": start_s, "figures": _as_dicts(f_figures), **f_info}
             if config.featomic_eps is not None:  # the count at the default eps; featomic_eps stays chosen
                 lae = run_lae_stage(client, str(f_store), LaeParams().eps)
@@ -419,7 +425,7 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
                                                "lae_s_default_eps": lae.wall_s}
         if config.scale:
             log.info("bench: %d× scale-up", config.scale)
-            scaled = scale_up(client, files, labels, config.scale, config.displacement, out, config.workers)
+            scaled = scale_up(client, files, labels, config.scale, config.displacement, out, config.workers, config.read)
             scaled["figures"] = _as_dicts(scaled["figures"])
             result["scale_up"] = scaled
 

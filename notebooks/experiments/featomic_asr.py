@@ -20,15 +20,17 @@ from pathlib import Path
 import numpy as np
 
 
-def featomic_asr_of_gb(source: str, atom_ids: np.ndarray, normal: int, n_max: int, l_max: int) -> np.ndarray:
-    """Mean unit featomic SOAP vector of the given atoms (ids) of one structure; (n_feat,)."""
+def featomic_asr_of_gb(source: str, atom_ids: np.ndarray, normal: int, n_max: int, l_max: int,
+                       read: dict) -> np.ndarray:
+    """Mean unit featomic SOAP vector of the given atoms (ids) of one structure (read as the store's
+    ``read`` parameters say); (n_feat,)."""
     import metatensor
     from featomic import SoapPowerSpectrum
 
     from gbdist.compute.soap import crop_to_centres
-    from gbdist.io.read import read_structure
+    from gbdist.io.read import ReadParams, read_structure
 
-    structure = read_structure(source)
+    structure = read_structure(source, ReadParams(**read))
     order = np.argsort(structure.ids)
     centres = order[np.searchsorted(structure.ids, atom_ids, sorter=order)]
     keep, local = crop_to_centres(structure, centres, normal, 5.6)
@@ -73,7 +75,8 @@ def main() -> None:
         if not out.exists():
             t0 = time.perf_counter()
             futures = [client.submit(featomic_asr_of_gb, str(sources[i]), atoms[offset[i]:offset[i + 1]],
-                                     int(normals[i]), args.n_max, args.l_max, pure=False) for i in range(len(sources))]
+                                     int(normals[i]), args.n_max, args.l_max, group.attrs["params"]["read"],
+                                     pure=False) for i in range(len(sources))]
             list(as_completed_with_progress(futures, "featomic ASR"))
             out.parent.mkdir(parents=True, exist_ok=True)
             np.save(out, np.stack(client.gather(futures)))

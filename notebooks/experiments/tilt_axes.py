@@ -26,7 +26,7 @@ from gbdist.compute.cna import FCC
 from gbdist.compute.orientation import bicrystal_tilt_axis, fcc_period
 from gbdist.compute.select import cna_classes, select_gb_region
 from gbdist.datasets.olmsted import default_root
-from gbdist.io.read import read_structure
+from gbdist.io.read import ReadParams, read_structure
 
 
 def survey_descriptions(path: Path) -> dict[int, list[tuple[tuple[int, ...], float, str]]]:
@@ -51,7 +51,7 @@ def main(numbers: list[int]) -> None:
     counts = {"match": 0, "other axis": 0, "none": 0, "twist": 0, "missed": 0}
     t0 = time.perf_counter()
     for gb in numbers or sorted(survey):
-        s = read_structure(str(root / "dumps" / f"ni.p{gb}.out.xz"))
+        s = read_structure(str(root / "dumps" / f"ni.p{gb}.out.xz"), ReadParams(element="Ni"))  # no element column
         selection = select_gb_region(s)
         axis = bicrystal_tilt_axis(s.positions, s.cell, s.pbc, cna_classes(s) == FCC, selection.normal,
                                    selection.extent)

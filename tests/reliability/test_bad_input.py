@@ -53,7 +53,8 @@ def test_bad_structure_files_are_named_and_the_good_one_finishes(tmp_path, sched
         (tmp_path / name).write_bytes(content)
     store = tmp_path / "s.zarr"
     result = runner.invoke(app, ["soap", str(good), *(str(tmp_path / n) for n in BAD_FILES), "--store", str(store),
-                                 "--scheduler", scheduler_address, "--soap-backend", backend, "--no-verbose"])
+                                 "--element", "Ni", "--scheduler", scheduler_address, "--soap-backend", backend,
+                                 "--no-verbose"])
     assert result.exit_code == 1, result.output
     text = _text(result)
     for name, (_, problem) in BAD_FILES.items():
