@@ -228,9 +228,10 @@ def crop_width(params: SoapParams, species: list[str]) -> float:
 
 
 DSCRIBE_PAIR_BYTES = 24
-"""Bytes dscribe holds per (centre, environment atom) pair while it computes a batch: measured
-on 7 Olmsted and Homer-Al structures (1,024 centres each, 2.5k–31k environment atoms), 24.1–24.2
-once the process's baseline is taken away; the memory grows linearly with the centres."""
+"""Bytes dscribe holds per (centre, environment atom) pair while it computes a batch: the growth of
+peak RSS over 1,024 centres, measured on 7 Olmsted and Homer-Al structures, was 24.1–24.2 on the
+six with 3.6k–31k environment atoms (37.5 on ni.p1, whose 2.5k atoms leave the process's own
+growth a larger share of its 91 MB); the memory grows linearly with the centres."""
 
 FEATOMIC_CENTRE_BYTES = 64 * 1024
 """Bytes featomic holds per centre beyond its neighbour list of the whole environment (which
