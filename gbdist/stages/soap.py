@@ -176,19 +176,23 @@ DEFAULT_TASK_MEMORY = 1 << 30
 """bytes, the SOAP task budget on a worker with no memory limit."""
 
 
-def task_budget(task_memory: int | None) -> int:
-    """Bytes one SOAP task may use on this worker: ``task_memory``, else ``TASK_MEMORY_SHARE`` of the
-    worker's memory limit over its threads (``DEFAULT_TASK_MEMORY`` outside a worker or without a limit)."""
+def _this_worker():
+    """The Dask worker running this task, or None outside one."""
+    from distributed import get_worker
+
+    try:
+        return get_worker()
+    except ValueError:
+        return None
+
+
+def task_budget(task_memory: int | None, worker=None) -> int:
+    """Bytes one SOAP task may use on ``worker``: ``task_memory``, else ``TASK_MEMORY_SHARE`` of the
+    worker's memory limit over its threads (``DEFAULT_TASK_MEMORY`` without a worker or a limit)."""
     if task_memory is not None:
         return task_memory
-    try:
-        from distributed import get_worker
-
-        worker = get_worker()
-        limit, threads = worker.memory_manager.memory_limit, worker.state.nthreads
-    except ValueError:  # not on a worker
-        limit, threads = None, 1
-    return int(limit * TASK_MEMORY_SHARE / threads) if limit else DEFAULT_TASK_MEMORY
+    limit = worker.memory_manager.memory_limit if worker is not None else None
+    return int(limit * TASK_MEMORY_SHARE / worker.state.nthreads) if limit else DEFAULT_TASK_MEMORY
 
 
 def soap_chunk(work: ChunkWork, store: str, storage_options: dict | None, params: SoapStageParams,
@@ -198,7 +202,8 @@ def soap_chunk(work: ChunkWork, store: str, storage_options: dict | None, params
     bytes the SOAP code may use (``task_budget``), whatever the structure's size or cell."""
     t0 = time.perf_counter()
     k, start, stop = work.k, work.start, work.stop
-    budget = task_budget(task_memory)
+    worker = _this_worker()
+    budget = task_budget(task_memory, worker)
     group = StoreArrays(store, "r+", storage_options)
     atom_ids = group["lae/atom"][start:stop]
     out = np.empty((stop - start, group["soap"].shape[1]), np.float32)
@@ -229,16 +234,7 @@ def soap_chunk(work: ChunkWork, store: str, storage_options: dict | None, params
     peak = peak_rss_bytes()
     release_free_memory()
     return {"k": k, "rows": stop - start, "kernel_cpu_s": kernel, "wall_s": time.perf_counter() - t0,
-            "worker": _worker_address(), "peak_rss": peak}
-
-
-def _worker_address() -> str:
-    try:
-        from distributed import get_worker
-
-        return get_worker().address
-    except ValueError:
-        return "local"
+            "worker": worker.address if worker is not None else "local", "peak_rss": peak}
 
 
 def normalised_params(params: dict) -> dict:

@@ -120,7 +120,8 @@ class Watchdog:
         logger.propagate = self._logger_state[1]
 
     def _unfinished(self) -> list:
-        return [f for f in list(self.client.futures.values()) if getattr(f, "status", "finished") == "pending"]
+        """Keys of the client's futures that have not finished."""
+        return [k for k, f in list(self.client.futures.items()) if getattr(f, "status", "finished") == "pending"]
 
     def _watch(self) -> None:
         since = None
@@ -140,8 +141,7 @@ class Watchdog:
                 log.error("cluster stalled: %s; cancelling the unfinished tasks", self.reason)
                 from distributed import Future
 
-                keys = [k for k, f in list(self.client.futures.items()) if getattr(f, "status", None) == "pending"]
-                self.client.cancel([Future(k, self.client) for k in keys], reason=self.reason)
+                self.client.cancel([Future(k, self.client) for k in self._unfinished()], reason=self.reason)
                 since = None
 
 

@@ -54,13 +54,9 @@ def store_arrays(group: zarr.Group) -> list[tuple[str, zarr.Array]]:
     return sorted((path, a) for path, a in group.members(max_depth=None) if isinstance(a, zarr.Array))
 
 
-def repair(group: zarr.Group, store: str, report: CheckReport) -> None:
-    """Rewrite each of ``report.bad`` as never written and clear the completion record that covers
-    it; say in ``report`` what was cleared and what to rerun."""
-    _repair(group, store, dict(store_arrays(group)), report)
-
-
-def _repair(group: zarr.Group, store: str, arrays: dict[str, zarr.Array], report: CheckReport) -> None:
+def repair(group: zarr.Group, store: str, arrays: dict[str, zarr.Array], report: CheckReport) -> None:
+    """Rewrite each of ``report.bad`` (chunks of ``arrays``, by path) as never written and clear the
+    completion record that covers it; say in ``report`` what was cleared and what to rerun."""
     soap_chunks, stages, runs, other = set(), set(), set(), []
     for path, index in report.bad:
         array = arrays[path]

@@ -30,5 +30,5 @@ def check_store(store: str, repair_bad: bool = False, storage_options: dict | No
                 if not ok:
                     report.bad.append((path, index))
         if repair_bad and report.bad:
-            repair(group, store, report)
+            repair(group, store, dict(arrays), report)
     return report
