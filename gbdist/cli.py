@@ -19,6 +19,7 @@ from rich.table import Table
 from gbdist.compute.select import SelectParams
 from gbdist.compute.soap import SoapParams
 from gbdist.datasets.generate import GenerateParams
+from gbdist.datasets.polycrystal import PolycrystalParams
 from gbdist.errors import GbdistError
 from gbdist.io import ReadParams
 from gbdist.stages.soap import SoapStageParams
@@ -109,13 +110,31 @@ def _cluster_config(workers, scheduler, cluster_file=None, **memory):
     return ClusterConfig(**({"scheduler": scheduler} | ({"workers": workers} if workers is not None else {}) | memory))
 
 
+def _alloy(items: list[str]) -> dict[str, float]:
+    """{element: fraction} from --alloy ELEMENT:FRACTION options."""
+    fractions = {}
+    for item in items:
+        element, _, fraction = item.partition(":")
+        try:
+            fractions[element] = float(fraction)
+        except ValueError:
+            raise GbdistError(f"--alloy {item!r}: give ELEMENT:FRACTION, e.g. Cu:0.3") from None
+    return fractions
+
+
+ALLOY = typer.Option([], "--alloy", help="ELEMENT:FRACTION substituted at random, e.g. Cu:0.3 (repeat for more "
+                     "elements)")
+
+
 # ---------------------------------------------------------------- rendering
 def _print_job(report) -> None:
     soap = report.soap
     table = Table(title=f"gbdist: {report.store}", show_header=False)
     if soap:
         table.add_row("grain boundaries", f"{soap.n_gb}")
-        table.add_row("LAEs (rows)", f"{soap.n_lae}")
+        table.add_row("LAEs (rows)", f"{soap.n_lae} ({100 * soap.selected_share:.1f}% of the atoms)")
+        if soap.structures:
+            table.add_row("lattice · rule", ", ".join(f"{kind}: {n}" for kind, n in soap.structures.items()))
         table.add_row("SOAP features", f"{soap.n_features}")
         table.add_row("chunks computed", f"{soap.chunks_computed} of {soap.chunks_total}")
         if soap.chunks_computed:
@@ -145,6 +164,10 @@ def _lae_rows(table, lae) -> None:
     chosen = "the store's chosen eps" if lae.chosen else "not the store's chosen eps (use --choose)"
     orphans = f" ({lae.n_orphan_leaders} from the orphan pass)" if lae.n_orphan_leaders else ""
     table.add_row("unique LAEs", f"{lae.n_unique} at eps {lae.eps:.4f}{orphans}")
+    if lae.seeds:
+        table.add_row("seeds", ", ".join(f"{s['lattice']} {s['host'] or ''} a = {s['a']} Å" if s["a"] is not None
+                                         else "fcc at ASE's reference a (a store before structure types)"
+                                         for s in lae.seeds))
     table.add_row("eps", chosen)
     table.add_row("LAE wall", f"{lae.wall_s:.1f} s, {lae.soap_passes:.2f} reads of soap; "
                   f"peak RSS {lae.peak_rss_gib:.2f} GiB (driver + workers)")
@@ -215,11 +238,21 @@ def soap(
                                      "column (no default: such a dump needs it)"),
     pad: float = _option(SelectParams, "pad"),
     normal: str = _option(SelectParams, "normal", help="GB normal axis: auto (the open axis), x, y or z"),
+    rule: str = _option(SelectParams, "rule", help="region rule: auto (extent for one open axis, else distance), "
+                        "extent (the paper's: the core's extent along the normal + pad) or distance (within pad of "
+                        "a core atom)"),
+    lattice: str = _option(SelectParams, "lattice", help="bulk lattice: auto (the most common type), fcc, bcc or hcp"),
+    type_column: Optional[str] = _option(SelectParams, "type_column", help="per-atom structure-type column of the "
+                                         "files (e.g. c_cna), read under --type-convention [default: computed by PTM]"),
+    type_convention: Optional[str] = _option(SelectParams, "type_convention", help="how to read --type-column: lammps "
+                                             "(cna/atom: 1 fcc 2 hcp 3 bcc 4 ico 5 other), ovito (0 other 1 fcc 2 hcp "
+                                             "3 bcc 4 ico 5 sc) or gbdist"),
     r_cut: float = _option(SoapParams, "r_cut", help="SOAP cutoff, Å"),
     n_max: int = _option(SoapParams, "n_max", help="SOAP radial basis size"),
     l_max: int = _option(SoapParams, "l_max", help="SOAP maximum angular degree"),
     sigma: float = _option(SoapParams, "sigma", help="SOAP Gaussian width, Å"),
     soap_backend: str = _option(SoapParams, "backend", "--soap-backend", help="SOAP code: dscribe or featomic"),
+    soap_compression: str = _option(SoapParams, "compression", "--soap-compression"),
     chunk_rows: int = _option(SoapStageParams, "chunk_rows"),
     memory_limit: Optional[str] = typer.Option(None, help="memory limit of each local worker, e.g. 8GiB [default: 4GiB]"),
     task_memory: Optional[str] = typer.Option(None, help="memory one SOAP task may use, e.g. 1GiB [default: a quarter "
@@ -231,8 +264,11 @@ def soap(
 
     _setup_logging(verbose)
     with _user_errors():
-        job = JobConfig(store=store, inputs=inputs, read={"element": element}, select={"pad": pad, "normal": normal},
-                        soap={"r_cut": r_cut, "n_max": n_max, "l_max": l_max, "sigma": sigma, "backend": soap_backend},
+        select = {"pad": pad, "normal": normal, "rule": rule, "lattice": lattice, "type_column": type_column,
+                  "type_convention": type_convention}
+        job = JobConfig(store=store, inputs=inputs, read={"element": element}, select=select,
+                        soap={"r_cut": r_cut, "n_max": n_max, "l_max": l_max, "sigma": sigma, "backend": soap_backend,
+                              "compression": soap_compression},
                         chunk_rows=chunk_rows,
                         cluster=_cluster_config(workers, scheduler, cluster_file, memory_limit=memory_limit,
                                                 task_memory=task_memory), stages=["soap", "asr"])
@@ -462,6 +498,7 @@ def generate(
     max_index: int = _option(GenerateParams, "max_index", help="largest Miller index of the boundary planes"),
     max_period: float = _option(GenerateParams, "max_period"),
     limit: Optional[int] = _option(GenerateParams, "limit"),
+    alloy: list[str] = ALLOY,
     workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER, cluster_file: Optional[Path] = CLUSTER,
     verbose: bool = VERBOSE,
 ) -> None:
@@ -470,10 +507,35 @@ def generate(
 
     _setup_logging(verbose)
     with _user_errors():
-        params = GenerateParams(element=element, max_index=max_index, max_period=max_period, limit=limit)
+        params = GenerateParams(element=element, max_index=max_index, max_period=max_period, limit=limit,
+                                alloy=_alloy(alloy))
         table = generate_boundaries(out, params, _cluster_config(workers, scheduler, cluster_file))
     console.print(f"{len(table)} boundaries in {out}/ (energies {table['energy'].min():.3f}–"
                   f"{table['energy'].max():.3f} J/m²; plot: {out / 'energies.png'})")
+
+
+@app.command()
+def polycrystal(
+    out: Path = typer.Option(Path("generated/polycrystals"), "--out", help="output folder (one dump per structure)"),
+    element: str = _option(PolycrystalParams, "element"),
+    lattice: str = _option(PolycrystalParams, "lattice", help="fcc, bcc or hcp"),
+    grains: int = _option(PolycrystalParams, "grains", help="Voronoi grains (2: a bicrystal with two flat boundaries "
+                          "normal to z)"),
+    size: float = _option(PolycrystalParams, "size"),
+    alloy: list[str] = ALLOY,
+    count: int = typer.Option(1, min=1, help="structures, seeds --seed, --seed + 1, …"),
+    seed: int = _option(PolycrystalParams, "seed"),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Build Voronoi polycrystals (or alloys) of any lattice, EMT-relaxed where EMT knows the elements."""
+    from gbdist.datasets.polycrystal import write_polycrystal
+
+    _setup_logging(verbose)
+    with _user_errors():
+        params = PolycrystalParams(element=element, lattice=lattice, grains=grains, size=size, alloy=_alloy(alloy),
+                                   seed=seed)
+        paths = [write_polycrystal(params.model_copy(update={"seed": seed + k}), out) for k in range(count)]
+    console.print("\n".join(str(p) for p in paths))
 
 
 @app.command()

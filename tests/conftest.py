@@ -25,6 +25,8 @@ BACKENDS = ["dscribe", pytest.param("featomic", marks=pytest.mark.skipif(
 OLMSTED = ROOT.parent / "shared" / "data" / "olmsted"
 OLMSTED_READ = {"element": "Ni"}
 """How to read the Olmsted dumps (no element column; every atom is Ni), as a job's ``read``."""
+OLMSTED_SELECT = {"type_column": "c_cna", "type_convention": "lammps"}
+"""How the paper selects in the Olmsted dumps (their LAMMPS CNA column), as a job's ``select``."""
 
 
 def olmsted_dump(n: int) -> Path:

@@ -39,7 +39,7 @@ def test_relative_paths_are_taken_from_the_job_file(tmp_path):
 
 
 def test_soap_command_reports_a_bad_file_and_finishes_the_rest(tmp_path, toy_dumps, scheduler_address):
-    bad = tmp_path / "perfect.dump"
+    bad = tmp_path / "one_atom.dump"
     bad.write_text("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n1\nITEM: BOX BOUNDS ss pp pp\n0 1\n0 1\n0 1\n"
                    "ITEM: ATOMS id type x y z c_cna\n1 1 0.5 0.5 0.5 1\n")
     store = tmp_path / "s.zarr"
@@ -47,7 +47,7 @@ def test_soap_command_reports_a_bad_file_and_finishes_the_rest(tmp_path, toy_dum
                                  "--scheduler", scheduler_address, "--no-verbose"])
     assert result.exit_code == 1, result.output
     text = " ".join(result.output.split())
-    assert "perfect.dump: no atoms with CNA ≠ fcc outside the end slabs" in text
+    assert "one_atom.dump: no atom is fcc, bcc or hcp" in text
     assert "1 failure(s)" in text
     g = zarr.open_group(str(store), mode="r")
     assert g["gb/id"].shape == (len(toy_dumps),) and g.attrs["stages"]["asr"]["done"]

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gbdist.cli import app
+from gbdist.compute.crystal import ptm_types
 from gbdist.io.read import read_structure
 
 runner = CliRunner()
@@ -38,7 +39,8 @@ def test_explain_writes_clusters_that_round_trip_through_ase(learning_store, tmp
         np.testing.assert_allclose(cells, np.round(cells), atol=1e-6)
         assert np.all(np.round(cells)[:, ~source.pbc] == 0)
         np.testing.assert_array_equal(cluster.positions[0], 0.0)
-        np.testing.assert_array_equal(cluster.arrays["cna"], source.extras["c_cna"][rows])
+        # the structure types the store selected with (PTM here: the job declared no column)
+        np.testing.assert_array_equal(cluster.arrays["cna"], ptm_types(source)[rows])
         r_cut = 5.0
         assert np.all(np.linalg.norm(cluster.positions[1:], axis=1) < r_cut)
         assert entry["hcp_fraction"] == pytest.approx(np.mean(cluster.arrays["cna"] == 2))

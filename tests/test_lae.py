@@ -148,7 +148,7 @@ def test_pipelined_discovery_is_the_one_process_greedy_rule_and_reads_each_row_t
     rows[::3, :3] += rng.normal(size=(len(rows[::3]), 3)).astype(np.float32) * 0.3
     rows = _unit(rows)
     zarr.open_group(str(tmp_path / "c.zarr"))["soap"][:] = rows
-    monkeypatch.setattr(stage, "_seed", lambda client, group: centres[0])
+    monkeypatch.setattr(stage, "_seed", lambda client, group: centres[:1])
     expected = greedy_leaders(rows, 0.2, centres[0][None, :])
     with Client(scheduler_address) as client:
         for ahead, scatter_bytes in ((1, stage.SCATTER_BYTES), (4, stage.SCATTER_BYTES), (4, 0)):
@@ -173,7 +173,7 @@ def test_well_separated_clusters_get_one_leader_each(tmp_path, scheduler_address
     import gbdist.stages.lae as stage
 
     rows, member, centres = _clustered_store(tmp_path / "c.zarr")
-    monkeypatch.setattr(stage, "_seed", lambda client, group: centres[0])
+    monkeypatch.setattr(stage, "_seed", lambda client, group: centres[:1])
     with Client(scheduler_address) as client:
         report = run_lae_stage(client, str(tmp_path / "c.zarr"), eps=0.1)
     assert report.n_unique == 8 and report.n_orphan_leaders == 0
@@ -216,7 +216,7 @@ def test_orphan_refinement_gives_every_row_its_most_similar_leader(tmp_path, sch
     dense[:, 0] += 1.0
     rows = _unit(dense)
     g["soap"][:] = rows
-    monkeypatch.setattr(stage, "_seed", lambda client, group: np.eye(rows.shape[1], dtype=np.float32)[0])
+    monkeypatch.setattr(stage, "_seed", lambda client, group: np.eye(rows.shape[1], dtype=np.float32)[:1])
     discover = stage.discover_leaders
 
     def lose_every_third_leader(*args, **kw):

@@ -79,13 +79,13 @@ def _olmsted_tilts(gb: int) -> list[tuple[tuple[int, ...], float]]:
 
 
 def _detect(gb: int):
-    from gbdist.compute.cna import FCC
-    from gbdist.compute.select import cna_classes, select_gb_region
+    from gbdist.compute.crystal import FCC, structure_types
+    from gbdist.compute.select import select_gb_region
     from gbdist.io.read import ReadParams, read_structure
 
     s = read_structure(olmsted_dump(gb), ReadParams(**OLMSTED_READ))
     selection = select_gb_region(s)
-    return selection.normal, bicrystal_tilt_axis(s.positions, s.cell, s.pbc, cna_classes(s) == FCC,
+    return selection.normal, bicrystal_tilt_axis(s.positions, s.cell, s.pbc, structure_types(s) == FCC,
                                                  selection.normal, selection.extent)
 
 

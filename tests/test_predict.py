@@ -22,7 +22,7 @@ from gbdist.store.schema import lae_path
 from gbdist.workflows.learning import LearnOptions, train_store
 from gbdist.workflows.predict import PredictOptions, predict_structures
 
-from conftest import OLMSTED, OLMSTED_READ, olmsted_dump, toy_boundary
+from conftest import OLMSTED, OLMSTED_READ, OLMSTED_SELECT, olmsted_dump, toy_boundary
 
 runner = CliRunner()
 
@@ -169,7 +169,7 @@ def test_olmsted_hold_out_on_a_few_boundaries(tmp_path, scheduler_address):
     train = [str(olmsted_dump(n)) for n in range(1, 11)]
     here = ClusterConfig(scheduler=scheduler_address)
     store = tmp_path / "train.zarr"
-    run_job(JobConfig(store=str(store), inputs=train, read=OLMSTED_READ, cluster=here))
+    run_job(JobConfig(store=str(store), inputs=train, read=OLMSTED_READ, select=OLMSTED_SELECT, cluster=here))
     train_store(str(store), str(OLMSTED), tmp_path / "bundle", LearnOptions(properties=["energy"]), here)
     unseen = [str(olmsted_dump(n)) for n in (301, 302, 303, 304)]
     result = predict_structures(tmp_path / "bundle", unseen, tmp_path / "p", PredictOptions(labels=str(OLMSTED)), here)

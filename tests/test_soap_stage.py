@@ -17,7 +17,7 @@ from gbdist.io import ReadParams, read_structure
 from gbdist.stages.lae import run_lae_stage
 from gbdist.workflows.job import run_job
 
-from conftest import BACKENDS, OLMSTED_READ, array_digests, make_job, olmsted_dump
+from conftest import BACKENDS, OLMSTED_READ, OLMSTED_SELECT, array_digests, make_job, olmsted_dump
 
 
 def test_toy_store_rows_match_direct_soap(tmp_path, toy_dumps, scheduler_address):
@@ -241,7 +241,7 @@ def _direct_unit_soap(path):
 def test_olmsted_p1_to_p12(tmp_path, scheduler_address):
     paths = [olmsted_dump(n) for n in range(1, 13)]
     store = tmp_path / "olmsted12.zarr"
-    report = run_job(make_job(store, paths, scheduler_address, read=OLMSTED_READ))
+    report = run_job(make_job(store, paths, scheduler_address, read=OLMSTED_READ, select=OLMSTED_SELECT))
     assert not report.failures
     g = zarr.open_group(str(store), mode="r")
     offsets = g["gb/offset"][:]

@@ -1,15 +1,13 @@
-"""Common-neighbour analysis classes, in the LAMMPS convention, computed with asap3 when a file lacks them."""
+"""Common-neighbour analysis classes (fcc, hcp, other) in the LAMMPS convention, computed with asap3: the
+``c_cna`` column gbdist's generators write, as LAMMPS ``compute cna/atom`` would."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from gbdist.compute.crystal import FCC, HCP, OTHER
 from gbdist.io.checks import cell_heights
 from gbdist.structure import Structure
-
-FCC, HCP, BCC, ICO, OTHER = 1, 2, 3, 4, 5
-NAMES = {FCC: "fcc", HCP: "hcp", BCC: "bcc", ICO: "ico", OTHER: "other"}
-
 
 MIN_HEIGHT = 12.0
 """Å; periodic cells thinner than this are replicated before the CNA (asap3 needs a cell height

@@ -3,7 +3,7 @@
 For unit vectors the SOAP dissimilarity is d(a, b) = √(2 − 2 a·b), so "within eps" means
 a·b ≥ 1 − eps²/2: every comparison is an inner product, done with FAISS (exact search).
 A row becomes a leader (a unique LAE) when no earlier leader lies within eps of it; the
-perfect-fcc environment is the first leader. Every row is then assigned to its most
+perfect crystal of each bulk lattice (``crystal_soap``) is a first leader. Every row is then assigned to its most
 similar leader.
 """
 
@@ -90,7 +90,7 @@ def greedy_leaders(rows: np.ndarray, eps: float, seed: np.ndarray, batch: int = 
     ----------
     rows : (n, d) float32 unit vectors.
     eps : SOAP distance below which a row is covered by a leader.
-    seed : (k, d) leaders already in place (e.g. perfect fcc).
+    seed : (k, d) leaders already in place (the perfect crystal of each bulk lattice).
     batch : rows per block. Each block is screened against the ``hot`` leaders that covered
         the most rows so far (one GEMM), then FAISS screens what is left against all leaders;
         the rows still open are scanned in order through their Gram matrix.
@@ -225,9 +225,9 @@ def ler_matrix(counts: np.ndarray) -> np.ndarray:
 
 
 def perfect_fcc_soap(soap_params, species: list[str], element: str | None = None) -> np.ndarray:
-    """Unit SOAP vector of an atom in perfect fcc (the first leader), shape (n_feat,) float32.
-
-    Uses ASE's reference lattice constant of ``element`` (default: the first species).
+    """Unit SOAP vector of an atom in perfect fcc at ASE's reference lattice constant of ``element``
+    (default: the first species), shape (n_feat,) float32: the seed of stores written before
+    structure types (fcc bicrystals), which record no lattice constant.
 
     Raises
     ------
@@ -235,19 +235,25 @@ def perfect_fcc_soap(soap_params, species: list[str], element: str | None = None
         If ``element`` is not fcc in ASE's reference states (the seed of other lattices is
         not built yet).
     """
-    from ase.build import bulk
     from ase.data import atomic_numbers, reference_states
-
-    from gbdist.compute.soap import atoms_soap
 
     element = element or species[0]
     ref = reference_states[atomic_numbers[element]]
     if not ref or ref.get("symmetry") != "fcc":
         lattice = ref.get("symmetry", "unknown") if ref else "unknown"
         raise GbdistError(f"the unique-LAE seed is perfect fcc, and {element} is {lattice} in ASE's reference "
-                          "states: gbdist finds unique LAEs of fcc structures only, for now")
-    atoms = bulk(element, "fcc", a=ref["a"], cubic=True)
-    row = atoms_soap(atoms, np.array([0]), soap_params, species).astype(np.float64).reshape(-1)
+                          "states, and this store records no lattice: recompute it with `gbdist soap`")
+    return crystal_soap(soap_params, species, "fcc", element, ref["a"])
+
+
+def crystal_soap(soap_params, species: list[str], lattice: str, element: str, a: float) -> np.ndarray:
+    """Unit SOAP vector of an atom in the perfect ``lattice`` crystal of ``element`` at lattice constant
+    ``a`` (Å; a structure's own, measured), shape (n_feat,) float32: the seed of that lattice."""
+    from gbdist.compute.crystal import perfect_crystal
+    from gbdist.compute.soap import atoms_soap
+
+    row = atoms_soap(perfect_crystal(element, lattice, a), np.array([0]), soap_params, species)
+    row = row.astype(np.float64).reshape(-1)
     return (row / np.linalg.norm(row)).astype(np.float32)
 
 

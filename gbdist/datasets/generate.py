@@ -24,9 +24,13 @@ from ase import Atoms
 from ase.lattice.cubic import FaceCenteredCubic
 from ase.neighborlist import neighbor_list
 from ase.optimize import FIRE
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gbdist.errors import GbdistError
 
 EV_PER_A2_TO_J_PER_M2 = 16.021766
+EMT_ELEMENTS = {"Ni", "Cu", "Al", "Ag", "Au", "Pd", "Pt"}
+"""Elements asap3's EMT describes (all fcc)."""
 AXES = {"100": (1, 0, 0), "110": (1, 1, 0), "111": (1, 1, 1)}
 
 
@@ -52,6 +56,16 @@ class GenerateParams(BaseModel):
     fmax: float = Field(0.05, gt=0, description="relaxation force tolerance, eV/Å")
     max_steps: int = Field(1000, ge=1)
     limit: int | None = Field(None, ge=1, description="keep at most this many boundaries (lowest Σ first)")
+    alloy: dict[str, float] = Field({}, description="element → atomic fraction substituted at random before each "
+                                    "relaxation (EMT elements); the energy is then the excess over the random alloy")
+
+    @model_validator(mode="after")
+    def _emt_knows_the_elements(self):
+        unknown = sorted({self.element, *self.alloy} - EMT_ELEMENTS)
+        if unknown:
+            raise ValueError(f"EMT (the generator's relaxation) does not describe {', '.join(unknown)}; "
+                             f"use {', '.join(sorted(EMT_ELEMENTS))}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -214,6 +228,24 @@ def resolved(params: GenerateParams) -> GenerateParams:
     return params.model_copy(update={"lattice_constant": round(emt_lattice_constant(params.element, guess), 4)})
 
 
+def substitute(atoms, alloy: dict[str, float], seed: int = 0) -> None:
+    """Replace, at random, the given atomic fraction of the atoms by each element of ``alloy`` (in place)."""
+    from ase.data import atomic_numbers
+
+    if not alloy:
+        return
+    rng = np.random.default_rng(seed)
+    numbers = atoms.numbers.copy()
+    free = np.arange(len(atoms))
+    for element, fraction in alloy.items():
+        if not 0 < fraction < 1:
+            raise GbdistError(f"alloy {element}: the fraction must be between 0 and 1, not {fraction}")
+        chosen = rng.choice(free, size=int(round(fraction * len(atoms))), replace=False)
+        numbers[chosen] = atomic_numbers[element]
+        free = np.setdiff1d(free, chosen)
+    atoms.numbers = numbers
+
+
 def emt_calculator():
     """asap3's EMT (fast), else ASE's."""
     try:
@@ -224,8 +256,13 @@ def emt_calculator():
 
 
 def bulk_energy_per_atom(params: GenerateParams) -> float:
-    """EMT energy per atom (eV) of the perfect crystal at the lattice constant."""
-    atoms = FaceCenteredCubic(size=(4, 4, 4), symbol=params.element, latticeconstant=params.lattice_constant)
+    """EMT energy per atom (eV) of the perfect crystal at the lattice constant; of an alloy, of the
+    random alloy (6 × 6 × 6 cubic cells, atoms relaxed in the fixed cell)."""
+    atoms = FaceCenteredCubic(size=(6, 6, 6) if params.alloy else (4, 4, 4), symbol=params.element,
+                              latticeconstant=params.lattice_constant)
+    if params.alloy:
+        substitute(atoms, params.alloy)
+        relax(atoms, params)
     atoms.calc = emt_calculator()
     return float(atoms.get_potential_energy() / len(atoms))
 
@@ -267,6 +304,7 @@ def relax_boundary(boundary: TiltBoundary, params: GenerateParams, e_bulk: float
     for shift in itertools.product(steps, steps):
         for overlap in params.overlap_factors:
             atoms, grain = build_bicrystal(boundary, params, shift, overlap)
+            substitute(atoms, params.alloy)
             relax(atoms, params)
             energy = gb_energy(atoms, e_bulk, params.surface_skin)
             trials += 1

@@ -31,6 +31,10 @@ from gbdist.structure import Structure
 
 log = logging.getLogger(__name__)
 
+GENERATED_SELECT = {"type_column": "c_cna", "type_convention": "lammps"}
+"""How jobs on a generated set read its structure types: the ``c_cna`` column it writes (asap3's CNA in
+LAMMPS cna/atom's codes)."""
+
 
 def write_boundary(boundary: TiltBoundary, params: GenerateParams, e_bulk: float, folder: str) -> dict:
     """Worker task: relax one boundary, write its dump, return its ``boundaries.csv`` row."""

@@ -30,17 +30,19 @@ def _save(fig, path: Path) -> None:
 
 
 def density_map(path: Path, xy: np.ndarray, evr, unique_xy: np.ndarray, unique_count: np.ndarray,
-                eps: float, top: int = 10) -> None:
+                eps: float, top: int = 10, seeds: tuple[str, ...] = ("fcc",)) -> None:
     """Log density of all LAEs, the unique LAEs (marker area by count, the ``top`` most common
-    numbered) and perfect fcc (unique LAE 0, a star)."""
+    numbered) and the seeds (unique LAEs 0 … k − 1, perfect crystals named by ``seeds``, stars)."""
+    k = len(seeds)
     fig, ax = plt.subplots(figsize=(7.5, 6))
     hb = ax.hexbin(xy[:, 0], xy[:, 1], gridsize=GRIDSIZE, bins="log", cmap="Greys", mincnt=1, linewidths=0)
     fig.colorbar(hb, ax=ax, label="LAEs per cell")
     size = 12 + 300 * np.sqrt(unique_count / unique_count.max())
-    ax.scatter(unique_xy[1:, 0], unique_xy[1:, 1], s=size[1:], facecolors="none", edgecolors="tab:orange",
+    ax.scatter(unique_xy[k:, 0], unique_xy[k:, 1], s=size[k:], facecolors="none", edgecolors="tab:orange",
                linewidths=1.0, label=f"unique LAEs at eps {eps:.4f} (area ∝ count)")
-    ax.scatter(unique_xy[0, 0], unique_xy[0, 1], marker="*", s=260, color="tab:blue", edgecolors="k",
-               label="perfect fcc (unique LAE 0)", zorder=5)
+    ax.scatter(unique_xy[:k, 0], unique_xy[:k, 1], marker="*", s=260, color="tab:blue", edgecolors="k",
+               label=f"perfect {', '.join(seeds)} (unique LAE{'s' if k > 1 else ''} 0{f'–{k - 1}' if k > 1 else ''})",
+               zorder=5)
     for k in np.argsort(-unique_count, kind="stable")[:top]:
         ax.annotate(str(k), unique_xy[k], xytext=(4, 4), textcoords="offset points", fontsize=9, color="tab:red")
     _axes(ax, evr)

@@ -16,7 +16,7 @@ from ase import Atoms
 from ase.geometry import find_mic
 from ase.neighborlist import neighbor_list
 
-from gbdist.compute.cna import FCC, HCP
+from gbdist.compute.crystal import FCC, HCP
 from gbdist.learning.labels import Property
 from gbdist.learning.models import ModelParams, tune_and_fit
 from gbdist.structure import Structure

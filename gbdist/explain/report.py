@@ -9,9 +9,9 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from gbdist.compute.cna import FCC
+from gbdist.compute.crystal import FCC, structure_types
 from gbdist.compute.orientation import bicrystal_tilt_axis
-from gbdist.compute.select import cna_classes
+from gbdist.compute.select import SelectParams
 from gbdist.compute.soap import check_store_rows
 from gbdist.errors import GbdistError
 from gbdist.explain.pictures import boundary_overview, boundary_picture, boundary_slab, lae_picture
@@ -40,20 +40,21 @@ def describe_lae(k: int, trace: dict, ler: np.ndarray, prop: Property) -> dict:
             "mean_fraction": class_fractions(ler, prop, k)}
 
 
-def render_lae(entry: dict, structures: dict, read: ReadParams, cna_column: str, r_cut: float, out: Path):
+def render_lae(entry: dict, structures: dict, read: ReadParams, select: SelectParams, r_cut: float, out: Path):
     """Cut the cluster around the LAE's source atom; write ``lae<k>.extxyz``, ``lae<k>.png`` and
     ``lae<k>_boundary.png`` (the LAE inside a thin slab of its boundary, seen along its tilt axis
     when it has one: found from the grains beyond the boundary extent the store recorded).
 
-    Returns (the cluster (ase.Atoms), the slab). ``structures`` caches read files with their CNA
-    classes and tilt axes.
+    Returns (the cluster (ase.Atoms), the slab). ``structures`` caches read files with their
+    structure types (as the store's ``select`` found them) and tilt axes.
     """
     source = entry["source"]
+    normal = entry["normal"] if entry["normal"] >= 0 else 2  # no flat boundary: the slab across z
     if source not in structures:
         structure = read_structure(source, read)
-        cna = cna_classes(structure, cna_column)
-        tilt = bicrystal_tilt_axis(structure.positions, structure.cell, structure.pbc, cna == FCC, entry["normal"],
-                                   tuple(entry["extent"]))
+        cna = structure_types(structure, select.type_column, select.type_convention)
+        tilt = (bicrystal_tilt_axis(structure.positions, structure.cell, structure.pbc, cna == FCC, entry["normal"],
+                                    tuple(entry["extent"])) if np.isfinite(entry["extent"]).all() else None)
         structures[source] = (structure, cna, tilt)
     structure, cna, tilt = structures[source]
     cluster = cluster_around(structure, entry["atom"], r_cut, cna)
@@ -63,7 +64,7 @@ def render_lae(entry: dict, structures: dict, read: ReadParams, cna_column: str,
     title = f"LAE {entry['lae']}: {entry['gb']} atom {entry['atom']}"
     lae_picture(out / f"{stem}.png", cluster.positions, cluster.arrays["cna"], title)
     centre = int(np.flatnonzero(structure.ids == entry["atom"])[0])
-    slab = boundary_slab(structure.positions, structure.cell, structure.pbc, centre, entry["normal"], cna, tilt)
+    slab = boundary_slab(structure.positions, structure.cell, structure.pbc, centre, normal, cna, tilt)
     boundary_picture(out / f"{stem}_boundary.png", slab, r_cut, title + " in its boundary")
     return cluster, slab
 
@@ -78,7 +79,7 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
     check_store_rows(store, group.attrs.get("soap_backend"))  # else the LAEs' atoms may not be the rows'
     eps = resolve_eps(group, store, eps)
     params = group.attrs["params"]
-    read, cna_column, r_cut = ReadParams(**params["read"]), params["select"]["cna_column"], params["soap"]["r_cut"]
+    read, select, r_cut = ReadParams(**params["read"]), SelectParams(**params["select"]), params["soap"]["r_cut"]
     ler = group[lae_path(eps, "ler")][:]
     try:
         target = one_vs_rest(prop, klass)
@@ -94,7 +95,7 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
             "rank": rank, "gain": float(ranking.gain[k]), "mean_abs_shap": float(ranking.mean_abs_shap[k]),
             "mean_shap_in_class": float(ranking.mean_shap_in_class[k])}
         try:
-            cluster, slab = render_lae(entry, structures, read, cna_column, r_cut, out)
+            cluster, slab = render_lae(entry, structures, read, select, r_cut, out)
         except (GbdistError, ValueError) as err:  # a moved or unreadable source: report it, go on
             entry["error"] = str(err)
             log.warning("explain: LAE %d: %s", k, err)

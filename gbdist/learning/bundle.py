@@ -146,18 +146,19 @@ def load_bundle(path: str | Path) -> Bundle:
 def training_novel_fractions(group, eps: float) -> np.ndarray:
     """Leave-one-GB-out novelty of the training GBs, (n_gb,): the fraction of each GB's rows
     that would be novel had that GB been left out of the dictionary, i.e. rows labelled with a
-    unique LAE found in the same GB (the fcc seed aside) and farther than eps from every
+    unique LAE found in the same GB (the seeds aside) and farther than eps from every
     unique LAE found elsewhere. Reads only those rows, one GB at a time."""
     from gbdist.compute.leaders import similarity_threshold
-    from gbdist.store.schema import lae_path
+    from gbdist.store.schema import lae_group_name, lae_path
 
     labels, lae_gb = group[lae_path(eps, "label")][:], group["lae/gb"][:]
     unique_gb, leaders = group[lae_path(eps, "unique/gb")][:], group[lae_path(eps, "unique/soap")][:]
-    own = np.flatnonzero((unique_gb[labels] == lae_gb) & (labels != 0))
+    n_seeds = len(group[lae_group_name(eps)].attrs.get("seeds", [None]))  # a store before structure types: 1
+    own = np.flatnonzero((unique_gb[labels] == lae_gb) & (labels >= n_seeds))
     novel = np.zeros(len(labels), bool)
     for gb in np.unique(lae_gb[own]):
         rows = own[lae_gb[own] == gb]
-        others = np.flatnonzero((unique_gb != gb) | (np.arange(len(leaders)) == 0))
+        others = np.flatnonzero((unique_gb != gb) | (np.arange(len(leaders)) < n_seeds))
         vectors = group["soap"].get_orthogonal_selection((rows, slice(None)))
         novel[rows] = (vectors @ leaders[others].T).max(axis=1) < similarity_threshold(eps)
     n_gb = group["gb/id"].shape[0]
@@ -180,10 +181,13 @@ def apply_models(bundle: Bundle, reps: dict[str, np.ndarray]) -> dict[str, np.nd
     """Every model of the bundle on the representations {name: (n, n_feat)}: columns of predictions.
 
     Regression: ``<property>_<rep>`` (the value). Classification: ``<property>_<rep>`` (the class
-    value) and ``<property>_<rep>_p<class>`` (its probability) for each class.
+    value) and ``<property>_<rep>_p<class>`` (its probability) for each class. A model whose
+    representation is not in ``reps`` (ASR_area of structures with no boundary area) is left out.
     """
     columns = {}
     for record, booster, scaler in bundle.models():
+        if record["representation"] not in reps:
+            continue
         X = reps[record["representation"]]
         dmatrix = xgb.DMatrix(scaler.transform(X), feature_names=booster.feature_names)
         raw = booster.predict(dmatrix)

@@ -1,6 +1,7 @@
 """Unique-LAE stage driver: leader discovery, assignment and LER, reading each ``soap`` row twice.
 
-1. Discovery: the greedy rule over every row in row order, seeded with perfect fcc, exactly
+1. Discovery: the greedy rule over every row in row order, seeded with the perfect crystal of each
+   bulk lattice in the store (``crystal_seeds``, at the structures' own lattice constant), exactly
    as one process would scan them. The workers screen chunks ahead of the driver: each task
    reads one chunk and returns only its rows that no leader known when it started covers
    (and how many rows each leader covered). The driver takes the chunks in order, and the
@@ -23,7 +24,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 import zarr
@@ -32,6 +34,7 @@ from gbdist.compute.leaders import (
     DISTANCE_MARGIN,
     HOT,
     LeaderSearch,
+    crystal_soap,
     gb_label_counts,
     greedy_leaders,
     ip_index,
@@ -74,6 +77,8 @@ class LaeReport:
     peak_rss_gib: float = 0.0
     chosen: bool = False
     soap_passes: float = 0.0
+    seeds: list = field(default_factory=list)
+    """the ``crystal_seeds`` the run started from."""
 
 
 def _chunk_rows(group: StoreArrays, k: int) -> tuple[int, np.ndarray]:
@@ -100,15 +105,16 @@ def screen_chunk(k: int, store: str, storage_options, leaders: dict[float, np.nd
 
 @dataclass
 class Leaders:
-    """Leaders found so far at one eps: source rows (−1 for the fcc seed), vectors, populations."""
+    """Leaders found so far at one eps: source rows (−1 for a seed), vectors, populations."""
 
     rows: np.ndarray
     vectors: np.ndarray
     counts: np.ndarray
 
     @classmethod
-    def seeded(cls, seed: np.ndarray) -> Leaders:
-        return cls(np.array([-1], np.int64), seed[None, :].astype(np.float32), np.zeros(1, np.int64))
+    def seeded(cls, seeds: np.ndarray) -> Leaders:
+        """Leaders that start as the (k, d) ``seeds``."""
+        return cls(np.full(len(seeds), -1, np.int64), seeds.astype(np.float32), np.zeros(len(seeds), np.int64))
 
     def hot(self) -> np.ndarray:
         return most_counted(self.counts, HOT)
@@ -122,18 +128,44 @@ class Leaders:
             self.vectors = np.vstack([self.vectors, vectors[new]])
             self.counts = np.concatenate([self.counts, np.ones(len(new), np.int64)])
 
-def _chunk_summary(group: StoreArrays, start: int, labels: np.ndarray, sims: np.ndarray, eps: float) -> dict:
-    """Per-GB leader counts, orphan rows and the most fcc-like row of one labelled chunk."""
+def crystal_seeds(group) -> list[dict]:
+    """The seeds of a store: per bulk lattice (in order of first appearance), {"lattice", "host": its
+    structures' most common host element, "a": the median of their lattice constants, Å}. A store
+    written before structure types records none: fcc of its first species at ASE's reference a
+    (``host`` and ``a`` None)."""
+    if "gb/lattice" not in group:
+        return [{"lattice": "fcc", "host": None, "a": None}]
+    lattices, hosts, a = group["gb/lattice"][:], group["gb/host"][:], group["gb/lattice_constant"][:]
+    seeds = []
+    for lattice in dict.fromkeys(str(x) for x in lattices):
+        mine = lattices == lattice
+        host = Counter(str(h) for h in hosts[mine]).most_common(1)[0][0]
+        seeds.append({"lattice": lattice, "host": host, "a": round(float(np.nanmedian(a[mine])), 3)})
+    return seeds
+
+
+def seed_soaps(seeds: list[dict], params: SoapParams, species: list[str]) -> np.ndarray:
+    """Unit SOAP rows (k, n_feat) float32 of the ``crystal_seeds``."""
+    return np.stack([perfect_fcc_soap(params, species) if s["a"] is None
+                     else crystal_soap(params, species, s["lattice"], s["host"], s["a"]) for s in seeds])
+
+
+def _chunk_summary(group: StoreArrays, start: int, labels: np.ndarray, sims: np.ndarray, eps: float,
+                   n_seeds: int = 1) -> dict:
+    """Per-GB leader counts, orphan rows and, per seed, its most similar row of one labelled chunk
+    ((similarity, row) or None)."""
     gbs = group["lae/gb"][start:start + len(labels)]
     pairs, counts = gb_label_counts(gbs, labels)
-    fcc_rows = np.flatnonzero(labels == 0)
-    best = (float(sims[fcc_rows].max()), start + int(fcc_rows[np.argmax(sims[fcc_rows])])) if len(fcc_rows) else None
+    best = []
+    for seed in range(n_seeds):
+        mine = np.flatnonzero(labels == seed)
+        best.append((float(sims[mine].max()), start + int(mine[np.argmax(sims[mine])])) if len(mine) else None)
     orphans = start + np.flatnonzero(sims < similarity_threshold(eps))
-    return {"pairs": pairs, "counts": counts, "orphans": orphans, "best_fcc": best}
+    return {"pairs": pairs, "counts": counts, "orphans": orphans, "best_seed": best}
 
 
 def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray, hot: np.ndarray,
-                 gram: np.ndarray | None = None, out_group: str | None = None) -> dict:
+                 gram: np.ndarray | None = None, out_group: str | None = None, n_seeds: int = 1) -> dict:
     """Worker task: label chunk k's rows (into ``out_group``, default the eps's LAE group); return
     per-GB counts, orphans (rows farther than eps from every leader) and the best fcc row.
     ``gram``: the leaders' ``leader_gram``, computed once by the driver."""
@@ -143,10 +175,11 @@ def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.nd
     out = out_group or lae_group_name(eps)
     group[f"{out}/label"][start:start + len(rows)] = labels
     group[f"{out}/similarity"][start:start + len(rows)] = sims
-    return {"k": k, "rows_read": len(rows), **_chunk_summary(group, start, labels, sims, eps)}
+    return {"k": k, "rows_read": len(rows), **_chunk_summary(group, start, labels, sims, eps, n_seeds)}
 
 
-def refine_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray, n_old: int) -> dict:
+def refine_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray, n_old: int,
+                 n_seeds: int = 1) -> dict:
     """Worker task: after leaders ``n_old:`` were added, relabel the rows of chunk k that may
     now be closer to one of them (2δ ≥ d(old leader, new leader)); exact, reads the SOAP
     rows only when some row is at risk."""
@@ -169,14 +202,14 @@ def refine_chunk(k: int, store: str, storage_options, eps: float, leaders: np.nd
             labels[risk[better]], sims[risk[better]] = n_old + i[better, 0], s[better, 0]
             label[start:start + len(labels)] = labels
             similarity[start:start + len(sims)] = sims
-    return {"k": k, "rows_read": rows_read, **_chunk_summary(group, start, labels, sims, eps)}
+    return {"k": k, "rows_read": rows_read, **_chunk_summary(group, start, labels, sims, eps, n_seeds)}
 
 
 def _seed(client, group) -> np.ndarray:
-    """Perfect-fcc SOAP, computed on a worker: the same single-threaded kernel as every SOAP row,
-    so the seed (and every similarity to it) is bit-identical whichever process drives the job."""
+    """The seeds' SOAP rows (k, n_feat), computed on a worker: the same single-threaded kernel as every
+    SOAP row, so the seeds (and every similarity to them) are bit-identical whichever process drives the job."""
     params = SoapParams(**group.attrs["params"]["soap"])
-    return client.submit(perfect_fcc_soap, params, list(group.attrs["species"]), pure=False).result()
+    return client.submit(seed_soaps, crystal_seeds(group), params, list(group.attrs["species"]), pure=False).result()
 
 
 def _chunk_key(step: str, k: int) -> str:
@@ -208,9 +241,9 @@ def discover_leaders(client, store, storage_options, eps_values, ahead: int = AH
         raise StoreError(f"{store}: the soap stage is not complete; run it first")
     check_store_rows(store, group.attrs.get("soap_backend"))
     seed = _seed(client, group)
-    if len(seed) != group["soap"].shape[1]:
+    if seed.shape[1] != group["soap"].shape[1]:
         raise StoreError(f"{store}: its SOAP rows have {group['soap'].shape[1]} numbers, this gbdist computes "
-                         f"{len(seed)} with the same parameters; recompute the store with `gbdist soap`")
+                         f"{seed.shape[1]} with the same parameters; recompute the store with `gbdist soap`")
     found = {eps: Leaders.seeded(seed) for eps in eps_values}
     n_chunks = group["progress/soap"].shape[0]
     pending, rows_read, sent = {}, 0, {}
@@ -251,14 +284,15 @@ def _label_arrays(group: zarr.Group, out: zarr.Group) -> zarr.Group:
     return out
 
 
-def _assign_all(client, store, storage_options, eps, vectors, hot, n_chunks, out_group=None):
+def _assign_all(client, store, storage_options, eps, vectors, hot, n_chunks, out_group=None, n_seeds=1):
     vec_future = client.scatter(vectors, broadcast=True)
     gram_future = client.scatter(leader_gram(vectors), broadcast=True)
     # last chunk first: discovery has just read the rows in order, so the last ones are the most
     # likely to be still in a page cache smaller than the store
     futures = [client.submit(assign_chunk, k, store=store, storage_options=storage_options, eps=eps,
                              key=_chunk_key("assign", k),
-                             leaders=vec_future, hot=hot, gram=gram_future, out_group=out_group, pure=False,
+                             leaders=vec_future, hot=hot, gram=gram_future, out_group=out_group, n_seeds=n_seeds,
+                             pure=False,
                              priority=k)
                for k in range(n_chunks)]
     return [f.result() for f in as_completed_with_progress(futures, f"lae assign eps={eps}")]
@@ -316,11 +350,11 @@ def assign_to_dictionary(client, store: str, eps: float, leaders: np.ndarray, le
     return Assignment(counts, novel, candidates, candidate_soap, candidate_count, time.perf_counter() - t0)
 
 
-def _refine_all(client, store, storage_options, eps, vectors, n_old, n_chunks):
+def _refine_all(client, store, storage_options, eps, vectors, n_old, n_chunks, n_seeds=1):
     vec_future = client.scatter(vectors, broadcast=True)
     futures = client.map(refine_chunk, range(n_chunks), store=store, storage_options=storage_options,
                          key=[_chunk_key("refine", k) for k in range(n_chunks)],
-                         eps=eps, leaders=vec_future, n_old=n_old, pure=False)
+                         eps=eps, leaders=vec_future, n_old=n_old, n_seeds=n_seeds, pure=False)
     return [f.result() for f in as_completed_with_progress(futures, f"lae refine eps={eps}")]
 
 
@@ -354,7 +388,8 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     group = open_group(store, mode="a", storage_options=storage_options)
     out = _label_arrays(group, begin_lae_run(group, eps))
     n_rows, n_chunks = group["soap"].shape[0], group["progress/soap"].shape[0]
-    results = _assign_all(client, store, storage_options, eps, vectors, leaders.hot(), n_chunks)
+    n_seeds = int(np.count_nonzero(rows < 0))
+    results = _assign_all(client, store, storage_options, eps, vectors, leaders.hot(), n_chunks, n_seeds=n_seeds)
     rows_read += sum(r["rows_read"] for r in results)
     orphans = np.concatenate([r["orphans"] for r in results])
     log.info("lae eps=%.4f: rows assigned after %.1f s; %d orphan rows", eps, time.perf_counter() - t0, len(orphans))
@@ -362,7 +397,7 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     rows, vectors, n_orphan, orphan_read = add_orphan_leaders(group, eps, rows, vectors, orphans)
     rows_read += orphan_read
     if n_orphan:
-        results = _refine_all(client, store, storage_options, eps, vectors, n_old, n_chunks)
+        results = _refine_all(client, store, storage_options, eps, vectors, n_old, n_chunks, n_seeds)
         rows_read += sum(r["rows_read"] for r in results)
         log.info("lae eps=%.4f: %d orphan leaders; %.1f s", eps, n_orphan, time.perf_counter() - t0)
     _write_unique(group, out, eps, rows, vectors, results)
@@ -371,7 +406,8 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     passes = rows_read / max(n_rows, 1)
     chosen = record_lae_run(group, eps, {"n_unique": len(rows), "orphan_leaders": n_orphan, "soap_passes": passes,
                                          "wall_s": wall, "peak_rss_gib": peak}, choose)  # last, after the data
-    return LaeReport(eps, n_rows, len(rows), n_orphan, wall, lae_group_name(eps), peak, chosen, passes)
+    return LaeReport(eps, n_rows, len(rows), n_orphan, wall, lae_group_name(eps), peak, chosen, passes,
+                     crystal_seeds(group))
 
 
 def _peak_rss_gib(client) -> float:
@@ -410,13 +446,16 @@ def run_lae_sweep(client, store: str, eps_values: list[float], png, storage_opti
 def _write_unique(group, out, eps, rows, vectors, results):
     """unique/* arrays and the LER from the assignment results."""
     counts = per_gb_counts(results, group["gb/id"].shape[0], len(rows))
-    best = max(r["best_fcc"] for r in results if r["best_fcc"] is not None)
-    source = rows.copy()
-    source[0] = best[1]  # the fcc seed resolves to the most fcc-like real row
+    seeds = crystal_seeds(group)
+    source, similarity = rows.copy(), []
+    for k in range(len(seeds)):  # each seed resolves to its most similar real row (the first row if it has none)
+        best = max((r["best_seed"][k] for r in results if r["best_seed"][k] is not None), default=(float("nan"), 0))
+        source[k] = best[1]
+        similarity.append(best[0])
     write_array(out, "unique/soap", vectors.astype(np.float32), ["unique", "feature"])
     write_array(out, "unique/source", source.astype(np.int64), ["unique"])
     write_array(out, "unique/gb", group["lae/gb"].get_orthogonal_selection(source), ["unique"])
     write_array(out, "unique/atom", group["lae/atom"].get_orthogonal_selection(source), ["unique"])
     write_array(out, "unique/count", counts.sum(axis=0), ["unique"])
     write_array(out, "ler", ler_matrix(counts), ["gb", "unique"])
-    out.attrs.update({"eps": eps, "seed": "perfect fcc (leader 0)", "seed_source_similarity": best[0]})
+    out.attrs.update({"eps": eps, "seeds": seeds, "seed_source_similarity": similarity})

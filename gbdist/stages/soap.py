@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,10 @@ class SoapReport:
     failures: list[dict] = field(default_factory=list)
     peak_rss: dict[str, int] = field(default_factory=dict)
     """bytes, peak resident memory of each worker that ran a SOAP task of this run (by address)."""
+    selected_share: float = 0.0
+    """LAEs ÷ atoms of the selected structures."""
+    structures: dict[str, int] = field(default_factory=dict)
+    """structures per 'lattice · rule'."""
 
     @property
     def peak_rss_gib(self) -> float:
@@ -104,8 +109,13 @@ def select_file(path: str, read: ReadParams, select: SelectParams) -> dict:
         "n_atoms": len(structure),
         "normal": sel.normal,
         "extent": sel.extent,
+        "rule": sel.rule,
+        "lattice": sel.lattice,
+        "lattice_constant": sel.lattice_constant,
+        "host": sel.host,
+        "thickness": sel.thickness,
         "atom": structure.ids[sel.centres],
-        "cna": sel.cna,
+        "cna": sel.types,
         "species": species_symbols(structure.numbers),
     }
 
@@ -130,6 +140,9 @@ def write_plan(group: zarr.Group, inputs: list[dict], selected: list[dict], chun
     write_array(group, "gb/normal", np.array([s["normal"] for s in selected], np.int8), ["gb"])
     write_array(group, "gb/extent", np.array([s["extent"] for s in selected], np.float64).reshape(-1, 2),
                 ["gb", "bound"])
+    for name, dtype in (("rule", str), ("lattice", str), ("lattice_constant", np.float64), ("host", str),
+                        ("thickness", np.float64)):
+        write_array(group, f"gb/{name}", np.array([s[name] for s in selected], dtype=dtype), ["gb"])
     rows = (chunk_rows,)
     write_array(group, "lae/gb", np.repeat(np.arange(len(selected), dtype=np.int32), counts), ["lae"], rows)
     write_array(group, "lae/atom", np.concatenate([s["atom"] for s in selected]).astype(np.int64), ["lae"], rows)
@@ -354,6 +367,10 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
     plan = RowPlan(group["gb/offset"][:], params.chunk_rows)
     report.n_gb, report.n_lae = len(plan.offsets) - 1, plan.n_rows
     report.n_features, report.chunks_total = group["soap"].shape[1], plan.n_chunks
+    report.selected_share = plan.n_rows / max(int(group["gb/n_atoms"][:].sum()), 1)
+    if "gb/lattice" in group:
+        kinds = Counter(f"{lat} · {rule}" for lat, rule in zip(group["gb/lattice"][:], group["gb/rule"][:]))
+        report.structures = dict(sorted(kinds.items()))
     by_id = {r["id"]: r["path"] for r in inputs}
     sources = np.array([by_id[i] for i in group["gb/id"][:].tolist()], dtype=str)
     if not np.array_equal(sources, group["gb/source"][:]):  # same files, moved since

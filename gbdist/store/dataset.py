@@ -43,7 +43,9 @@ def open_store(url: str, eps: float | None = None, storage_options: dict | None 
     components), ``unique`` (unique LAEs at ``eps``, default the store's chosen eps) and
     ``bound`` (lower / upper extent, Å). Variables: ``soap`` (lae, feature) float32 unit
     vectors, ``asr`` (gb, feature), ``atom``, ``cna``, ``soap_norm``, ``n_atoms``, ``normal``,
-    ``extent``, ``source`` (a coordinate) and, where an LAE run exists, ``label``, ``similarity``, ``ler``
+    ``extent``, ``rule``, ``lattice``, ``lattice_constant``, ``host``, ``thickness`` (stores from before
+    structure types lack these five), ``source`` (a coordinate) and, where an LAE run exists, ``label``,
+    ``similarity``, ``ler``
     (gb, unique) and ``unique_*``. The store's parameters are in ``ds.attrs``.
 
     Raises
@@ -61,6 +63,12 @@ def open_store(url: str, eps: float | None = None, storage_options: dict | None 
         plan = dict(_PLAN) | ({"asr": ("asr", ("gb", "feature"))} if stage_done(group, "asr") else {})
         for path, (name, dims) in plan.items():
             data[name] = (dims, _lazy(group[path]))
+        for name in ("rule", "lattice", "host"):
+            if f"gb/{name}" in group:  # stores written before structure types lack them
+                data[name] = ("gb", _strings(group[f"gb/{name}"]))
+        for name in ("lattice_constant", "thickness"):
+            if f"gb/{name}" in group:
+                data[name] = ("gb", _lazy(group[f"gb/{name}"]))
     attrs = {"store": url, "schema_version": group.attrs.get("schema_version"),
              "gbdist_version": group.attrs.get("gbdist_version"),
              "params": json.dumps(group.attrs.get("params", {})), "species": list(group.attrs.get("species", [])),

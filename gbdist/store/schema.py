@@ -1,6 +1,7 @@
 """The store schema (Zarr v3): every array and group name, completion flags, the chunk plan, the LAE
 results per eps and the chosen eps. Other modules use the fixed array names listed below; the
-per-eps names are formatted here only.
+per-eps names are formatted here only. Stores written before structure types lack ``gb/rule`` to
+``gb/thickness``: they are fcc bicrystals selected by the extent rule.
 
 One group per job (a local path or any fsspec URL). Arrays, with their dimension names:
 
@@ -11,11 +12,19 @@ array                  shape              dtype      meaning
 ``gb/source``          (gb,)              str        file the structure was read from (absolute)
 ``gb/offset``          (gb_edge,)         int64      LAE rows of GB i are ``offset[i]:offset[i+1]``
 ``gb/n_atoms``         (gb,)              int32      atoms in the source structure
-``gb/normal``          (gb,)              int8       boundary-normal axis (0 x, 1 y, 2 z)
-``gb/extent``          (gb, bound)        float64    Å, non-fcc extent along the normal (unpadded)
+``gb/normal``          (gb,)              int8       boundary-normal axis (0 x, 1 y, 2 z; −1 none)
+``gb/extent``          (gb, bound)        float64    Å, the core's extent along the normal (unpadded;
+                                                     NaN for the distance rule)
+``gb/rule``            (gb,)              str        region rule the structure got (extent, distance)
+``gb/lattice``         (gb,)              str        bulk lattice (fcc, bcc, hcp)
+``gb/lattice_constant`` (gb,)             float64    Å, a of the bulk, from its first-shell bonds
+``gb/host``            (gb,)              str        the bulk's most common element
+``gb/thickness``       (gb,)              float64    Å, n_lae / (density × boundary area); NaN where
+                                                     the area is not defined (ASR_area refused)
 ``lae/gb``             (lae,)             int32      row → GB position
 ``lae/atom``           (lae,)             int64      row → atom id in the source file
-``lae/cna``            (lae,)             int8       CNA class (1 fcc 2 hcp 3 bcc 4 ico 5 other)
+``lae/cna``            (lae,)             int8       structure type (1 fcc 2 hcp 3 bcc 4 ico 5 other
+                                                     6 sc; LAMMPS cna/atom's codes, PTM's 6 sc)
 ``lae/soap_norm``      (lae,)             float32    Euclidean norm of the raw dscribe vector
 ``soap``               (lae, feature)     float32    unit-normalised SOAP rows (raw = soap × norm)
 ``asr``                (gb, feature)      float32    mean of each GB's ``soap`` rows

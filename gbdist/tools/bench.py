@@ -36,6 +36,7 @@ import numpy as np
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
+from gbdist.compute.select import SelectParams
 from gbdist.io import ReadParams, expand_inputs
 from gbdist.io.files import open_bytes, structure_id
 from gbdist.io.lammps import parse_lammps_dump
@@ -55,6 +56,8 @@ class BenchConfig(BaseModel):
     inputs: list[str] = Field(default_factory=lambda: ["../shared/data/olmsted/dumps/*.out.xz"])
     read: ReadParams = Field(ReadParams(element="Ni"), description="how to read the inputs (the default inputs, "
                              "the Olmsted survey, are all Ni)")
+    select: SelectParams = Field(SelectParams(type_column="c_cna", type_convention="lammps"),
+                                 description="how to select the LAEs (the default inputs' own LAMMPS CNA column)")
     labels: str = "olmsted"
     workers: int = Field(2, ge=1)
     memory_limit: str = "6GiB"
@@ -142,8 +145,8 @@ def parse_rate(files: list[str], read: ReadParams) -> dict:
     return {"files": len(files), "text_mb": text_bytes / 1e6, "cpu_s": cpu, "mb_s_per_core": text_bytes / 1e6 / cpu}
 
 
-def data_path(client, store: Path, files: list[str], workers: int, read: ReadParams, backend: str = "dscribe",
-              eps: float | None = None) -> tuple[list[StageFigure], dict]:
+def data_path(client, store: Path, files: list[str], workers: int, read: ReadParams, select: SelectParams,
+              backend: str = "dscribe", eps: float | None = None) -> tuple[list[StageFigure], dict]:
     """soap (with select), asr and lae (at ``eps``, else the job default) as separate runs on one
     cluster, each metered; the info holds the full reads of ``soap`` that asr and lae counted
     (``passes_asr``, ``passes_lae``)."""
@@ -153,7 +156,7 @@ def data_path(client, store: Path, files: list[str], workers: int, read: ReadPar
     cluster = ClusterConfig(scheduler=client.scheduler.address)
     lae = {"eps": eps} if eps is not None else {}
     for stage in ("soap", "asr", "lae"):
-        job = JobConfig(store=str(store), inputs=files, read=read, cluster=cluster, stages=[stage],
+        job = JobConfig(store=str(store), inputs=files, read=read, select=select, cluster=cluster, stages=[stage],
                         soap={"backend": backend}, lae=lae)
         with _Meter(client) as meter:
             report = run_job(job)
@@ -242,12 +245,13 @@ def bare_kernel(store: Path, n_gb: int, backend: str = "dscribe") -> dict:
 
 def numpy_greedy(blocks, seed: np.ndarray, eps: float) -> tuple[np.ndarray, int]:
     """Brute-force greedy leaders in NumPy: every row of the ``blocks`` (an iterable of (n, d)
-    float32 arrays), in order, against every leader so far. Returns (labels, leader count)."""
+    float32 arrays), in order, against every leader so far, starting from the (k, d) ``seed``
+    rows. Returns (labels, leader count)."""
     from gbdist.compute.leaders import similarity_threshold
 
     thr = similarity_threshold(eps)
-    leaders = np.zeros((1024, len(seed)), np.float32)
-    leaders[0], n = seed, 1
+    leaders = np.zeros((1024 + len(seed), seed.shape[1]), np.float32)
+    leaders[:len(seed)], n = seed, len(seed)
     labels = []
     for block in blocks:
         out = np.empty(len(block), np.int32)
@@ -264,10 +268,11 @@ def numpy_greedy(blocks, seed: np.ndarray, eps: float) -> tuple[np.ndarray, int]
 
 
 def _store_seed(group) -> np.ndarray:
-    from gbdist.compute.leaders import perfect_fcc_soap
+    """The store's seeds (k, n_feat), as the lae stage computes them."""
     from gbdist.compute.soap import SoapParams
+    from gbdist.stages.lae import crystal_seeds, seed_soaps
 
-    return perfect_fcc_soap(SoapParams(**group.attrs["params"]["soap"]), list(group.attrs["species"]))
+    return seed_soaps(crystal_seeds(group), SoapParams(**group.attrs["params"]["soap"]), list(group.attrs["species"]))
 
 
 def numpy_leader_pass(store: Path) -> dict:
@@ -304,7 +309,7 @@ def leader_kernels(store: Path, n_rows: int, fine_eps: float) -> dict:
         with threadpool_limits(1):
             for eps in (chosen_eps(group), fine_eps):
                 t0 = time.perf_counter()
-                leaders = np.vstack([seed[None, :], rows[greedy_leaders(rows, eps, seed[None, :])]])
+                leaders = np.vstack([seed, rows[greedy_leaders(rows, eps, seed)]])
                 assign_to_leaders(rows, leaders)
                 gbdist_s = time.perf_counter() - t0
                 t0 = time.perf_counter()
@@ -317,7 +322,8 @@ def leader_kernels(store: Path, n_rows: int, fine_eps: float) -> dict:
     return out
 
 
-def speedup(files: list[str], out: Path, memory_limit: str, repeats: int, featomic: bool, read: ReadParams) -> dict:
+def speedup(files: list[str], out: Path, memory_limit: str, repeats: int, featomic: bool, read: ReadParams,
+            select: SelectParams) -> dict:
     """SOAP stage wall with 1 and with 2 workers (dscribe), and with 2 workers and featomic, on
     the same dumps (fresh stores), interleaved ``repeats`` times. Returns the ratio of the
     median 1- and 2-worker walls and each backend's SOAP rows/s per core (2 workers, median)."""
@@ -329,7 +335,7 @@ def speedup(files: list[str], out: Path, memory_limit: str, repeats: int, featom
             cluster = ClusterConfig(workers=n, memory_limit=memory_limit)
             store = out / f"speedup-{backend}-{n}w.zarr"
             shutil.rmtree(store, ignore_errors=True)
-            job = JobConfig(store=str(store), inputs=files, read=read, cluster=cluster, stages=["soap"],
+            job = JobConfig(store=str(store), inputs=files, read=read, select=select, cluster=cluster, stages=["soap"],
                             soap={"backend": backend})
             soap = run_job(job).soap
             walls[(backend, n)].append(soap.soap_wall_s)
@@ -362,7 +368,7 @@ def _replicate(path: str, copies: int, displacement: float, folder: str, read: R
 
 
 def scale_up(client, files: list[str], labels, factor: int, displacement: float, out: Path, workers: int,
-             read: ReadParams) -> dict:
+             read: ReadParams, select: SelectParams) -> dict:
     """soap → asr → lae → learn on ``factor`` displaced replicas of every dump."""
     import pandas as pd
 
@@ -373,7 +379,7 @@ def scale_up(client, files: list[str], labels, factor: int, displacement: float,
     ids = {structure_id(p): structure_id(p).rpartition(".r")[0] for p in replicas}  # replica → source id
     replica_labels = pd.DataFrame({"energy": labels.loc[list(ids.values()), "energy"].to_numpy()},
                                   index=pd.Index(list(ids), name="id"))
-    figures, info = data_path(client, out / f"scale-{factor}x.zarr", replicas, workers, read)
+    figures, info = data_path(client, out / f"scale-{factor}x.zarr", replicas, workers, read, select)
     figures.append(learn_stage(client, out / f"scale-{factor}x.zarr", replica_labels, out / f"models-{factor}x"))
     return {"factor": factor, "figures": figures, **info}
 
@@ -399,7 +405,7 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
         backend_version(SoapParams(backend="featomic"))  # a clear error now, not after an hour
     log.info("bench: 1 vs 2 workers on %d dumps", config.speedup_dumps)
     result["speedup"] = speedup(files[: config.speedup_dumps], out, config.memory_limit, config.speedup_repeats,
-                                config.featomic, config.read)
+                                config.featomic, config.read, config.select)
 
     store = out / "olmsted.zarr"
     cluster = ClusterConfig(workers=config.workers, memory_limit=config.memory_limit)
@@ -407,7 +413,7 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
     with dask_client(cluster) as client:
         start_s = time.perf_counter() - t0
         log.info("bench: the data path on %d dumps", len(files))
-        figures, info = data_path(client, store, files, config.workers, config.read)
+        figures, info = data_path(client, store, files, config.workers, config.read, config.select)
         figures.append(learn_stage(client, store, labels, out / "models"))
         log.info("bench: predict the last %d dumps with the learnt bundle", config.predict_dumps)
         result["predict"] = predict_stage(client, out / "models", files[-config.predict_dumps:], out / "predict")
@@ -416,7 +422,7 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
         if config.featomic:
             log.info("bench: the data path with featomic")
             f_store = out / "olmsted-featomic.zarr"
-            f_figures, f_info = data_path(client, f_store, files, config.workers, config.read, "featomic",
+            f_figures, f_info = data_path(client, f_store, files, config.workers, config.read, config.select, "featomic",
                                           config.featomic_eps)
             result["olmsted_featomic"] = {"cluster_start_s": start_s, "figures": _as_dicts(f_figures), **f_info}
             if config.featomic_eps is not None:  # the count at the default eps; featomic_eps stays chosen
@@ -425,7 +431,8 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
                                                "lae_s_default_eps": lae.wall_s}
         if config.scale:
             log.info("bench: %d× scale-up", config.scale)
-            scaled = scale_up(client, files, labels, config.scale, config.displacement, out, config.workers, config.read)
+            scaled = scale_up(client, files, labels, config.scale, config.displacement, out, config.workers, config.read,
+                              config.select)
             scaled["figures"] = _as_dicts(scaled["figures"])
             result["scale_up"] = scaled
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gbdist.datasets.generate import GenerateParams
-from gbdist.datasets.tilt_set import generate_dataset
+from gbdist.datasets.tilt_set import GENERATED_SELECT, generate_dataset
 from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.store.schema import eps_key, lae_runs, open_group
 from gbdist.workflows.job import JobConfig, run_job
@@ -56,7 +56,7 @@ def run_demo(out: Path, cluster: ClusterConfig, params: GenerateParams | None = 
         table = generate_dataset(client, params, out / "data")
         here = ClusterConfig(scheduler=client.scheduler.address)
         job_report = run_job(JobConfig(store=store, inputs=[str(out / "data" / "structures" / "*.dump.gz")],
-                                       cluster=here))
+                                       select=GENERATED_SELECT, cluster=here))
         log.info("demo: Table I protocol on the energy, %d splits", n_splits)
         table1 = evaluate_store(store, labels, out / "table1",
                                 EvaluateOptions(properties=["energy"], splits=n_splits), here)

@@ -23,8 +23,8 @@ from gbdist.learning.features import missing_rows, read_feature_table
 from gbdist.learning.labels import Property, align_labels, load_labels
 from gbdist.learning.models import ModelParams
 from gbdist.stages.client import ClusterConfig, dask_client
-from gbdist.store.representations import read_representations
-from gbdist.store.schema import chosen_eps, lae_path, open_group, resolve_eps
+from gbdist.store.representations import area_problem, read_representations
+from gbdist.store.schema import chosen_eps, lae_group_name, lae_path, open_group, resolve_eps
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,9 @@ def learning_inputs(store: str, labels, properties: list[str] | None = None, eps
     if representations is not None:
         unknown = [r for r in representations if r not in reps]
         if unknown:
-            raise GbdistError(f"--representation: {', '.join(unknown)} not in {store} (has: {', '.join(reps) or 'none'})")
+            why = f"; {area_problem(group)}" if "ASR_area" in unknown and area_problem(group) else ""
+            raise GbdistError(f"--representation: {', '.join(unknown)} not in {store} "
+                              f"(has: {', '.join(reps) or 'none'}){why}")
         reps = {r: reps[r] for r in representations}
     gb_ids = group["gb/id"][:]
     props = align_labels(load_labels(labels), gb_ids, properties or None)
@@ -225,7 +227,8 @@ def write_store_bundle(store: str, out: Path, records: list[dict], eps: float,
               "unique_atom": group[lae_path(eps, "unique/atom")][:].astype(np.int64)}
     training = {"store": store, "store_id": store_content_id(inputs), "n_gb": int(len(gb_ids)),
                 "inputs": [{"id": r["id"], "sha256": r["sha256"]} for r in inputs],
-                "soap_backend": group.attrs.get("soap_backend", {"name": "dscribe", "version": "unrecorded"})}
+                "soap_backend": group.attrs.get("soap_backend", {"name": "dscribe", "version": "unrecorded"}),
+                "seeds": group[lae_group_name(eps)].attrs.get("seeds", [{"lattice": "fcc", "host": None, "a": None}])}
     return write_bundle(out, records, training, dict(group.attrs["params"]), list(group.attrs["species"]), eps,
                         unique, [str(gb_ids[g]) for g in group[lae_path(eps, "unique/gb")][:]], in_domain_rule(fractions))
 

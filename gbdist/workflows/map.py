@@ -1,5 +1,5 @@
 """A map of every LAE (``gbdist map``): the PCA of all SOAP rows (dask-ml, on the workers), stored,
-and pictures on PC1–PC2: density with the unique LAEs and perfect fcc, CNA, a property, one GB.
+and pictures on PC1–PC2: density with the unique LAEs and the seeds (perfect crystals), structure types, a property, one GB.
 
 With ``onto`` (another store that has a map, e.g. the training store of a model bundle), the
 rows are placed on that store's map instead (e.g. the boundaries ``gbdist predict`` computed),
@@ -22,7 +22,16 @@ from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.stages.pca import PcaResult, project_onto, read_pca, run_pca_stage
 from gbdist.stages.soap import normalised_params
 from gbdist.store.lock import store_lock
-from gbdist.store.schema import ASSIGNED_GROUP, MAP_GROUP, chosen_eps, lae_path, open_group, resolve_eps, stage_done
+from gbdist.store.schema import (
+    ASSIGNED_GROUP,
+    MAP_GROUP,
+    chosen_eps,
+    lae_group_name,
+    lae_path,
+    open_group,
+    resolve_eps,
+    stage_done,
+)
 
 
 class MapOptions(BaseModel):
@@ -78,7 +87,9 @@ def map_store(store: str, out: str | Path, options: MapOptions | None = None,
     if eps is not None:
         unique_xy = pca.project(group[lae_path(eps, "unique/soap")][:])[:, :2]
         pictures.append(out / "map_density.png")
-        density_map(pictures[-1], xy, evr, unique_xy, group[lae_path(eps, "unique/count")][:], eps)
+        seeds = group[lae_group_name(eps)].attrs.get("seeds", [{"lattice": "fcc", "host": None}])
+        names = tuple(f"{s['lattice']} {s['host']}" if s.get("host") else s["lattice"] for s in seeds)
+        density_map(pictures[-1], xy, evr, unique_xy, group[lae_path(eps, "unique/count")][:], eps, seeds=names)
     pictures.append(out / "map_cna.png")
     cna_map(pictures[-1], xy, evr, cna)
     if labels is not None:

@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from gbdist.compute.crystal import structure_types
 from gbdist.compute.leaders import ler_matrix
-from gbdist.compute.select import cna_classes
+from gbdist.compute.select import SelectParams
 from gbdist.errors import GbdistError, StoreError
 from gbdist.explain.ranking import cluster_around
 from gbdist.io import ReadParams, expand_inputs, read_structure
@@ -41,7 +42,7 @@ from gbdist.stages.lae import Assignment, assign_to_dictionary
 from gbdist.stages.soap import SoapStageParams, normalised_params, run_soap_stage
 from gbdist.stages.watchdog import TaskFailed
 from gbdist.store.lock import store_lock
-from gbdist.store.representations import region_thickness
+from gbdist.store.representations import area_problem, region_thickness
 from gbdist.store.schema import ASSIGNED_GROUP, open_group, stage_done
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,11 @@ def _predictions(group, bundle: Bundle, assignment: Assignment) -> pd.DataFrame:
     novel_gb = group["lae/gb"].get_orthogonal_selection(assignment.novel) if len(assignment.novel) else np.zeros(0, int)
     novel_fraction = np.bincount(novel_gb, minlength=len(gb_ids)) / n_lae
     asr = group["asr"][:]
-    reps = {"ASR": asr, "ASR_area": asr * region_thickness(group)[:, None], "LER": ler_matrix(assignment.counts)}
+    reps = {"ASR": asr, "LER": ler_matrix(assignment.counts)}
+    if area_problem(group) is None:
+        reps["ASR_area"] = asr * region_thickness(group)[:, None]
+    else:
+        log.warning("no ASR_area predictions: %s", area_problem(group))
     frame = pd.DataFrame({"id": [str(i) for i in gb_ids]})
     for name, values in apply_models(bundle, reps).items():
         frame[name] = values
@@ -184,11 +189,12 @@ def _write_candidates(group, bundle: Bundle, assignment: Assignment, folder: Pat
         return table
     folder.mkdir(parents=True, exist_ok=True)
     table.to_csv(folder / "candidates.csv", index=False)
-    read, cna_column = ReadParams(**bundle.params["read"]), bundle.params["select"]["cna_column"]
+    read, select = ReadParams(**bundle.params["read"]), SelectParams(**bundle.params["select"])
     r_cut = float(bundle.params["soap"]["r_cut"])
     for k, (gb, atom) in enumerate(zip(gbs, atoms)):
         structure = read_structure(str(sources[gb]), read)
-        cluster = cluster_around(structure, int(atom), r_cut, cna_classes(structure, cna_column))
+        types = structure_types(structure, select.type_column, select.type_convention)
+        cluster = cluster_around(structure, int(atom), r_cut, types)
         cluster.info.update({"candidate": k, "gb": str(gb_ids[gb]), "atom": int(atom), "r_cut": r_cut})
         ase.io.write(folder / f"new{k}.extxyz", cluster, format="extxyz")
     return table

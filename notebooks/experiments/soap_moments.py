@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from gbdist.compute.asr import gb_row_sums
-from gbdist.compute.cna import FCC, HCP, OTHER
+from gbdist.compute.crystal import FCC, HCP, OTHER
 
 CNA_CLASSES = (FCC, HCP, OTHER)  # asap3's restricted CNA, as stored in lae/cna
 

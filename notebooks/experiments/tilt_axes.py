@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gbdist.compute.cna import FCC
+from gbdist.compute.crystal import FCC, structure_types
 from gbdist.compute.orientation import bicrystal_tilt_axis, fcc_period
-from gbdist.compute.select import cna_classes, select_gb_region
+from gbdist.compute.select import select_gb_region
 from gbdist.datasets.olmsted import default_root
 from gbdist.io.read import ReadParams, read_structure
 
@@ -53,7 +53,7 @@ def main(numbers: list[int]) -> None:
     for gb in numbers or sorted(survey):
         s = read_structure(str(root / "dumps" / f"ni.p{gb}.out.xz"), ReadParams(element="Ni"))  # no element column
         selection = select_gb_region(s)
-        axis = bicrystal_tilt_axis(s.positions, s.cell, s.pbc, cna_classes(s) == FCC, selection.normal,
+        axis = bicrystal_tilt_axis(s.positions, s.cell, s.pbc, structure_types(s) == FCC, selection.normal,
                                    selection.extent)
         tilts = [(family, angle) for family, angle, kind in survey[gb]
                  if kind == "tilt" and fcc_period(np.array(family)) <= 1.8]

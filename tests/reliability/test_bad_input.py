@@ -15,8 +15,21 @@ from conftest import BACKENDS, toy_boundary
 runner = CliRunner()
 GOOD = ("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS ss pp pp\n0 10\n0 10\n0 10\n"
         "ITEM: ATOMS id type x y z\n1 1 1.0 2.0 3.0\n2 1 4.0 5.0 6.0\n")
-PERFECT = ("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n1\nITEM: BOX BOUNDS ss pp pp\n0 1\n0 1\n0 1\n"
-           "ITEM: ATOMS id type x y z c_cna\n1 1 0.5 0.5 0.5 1\n")
+
+
+def _perfect_slab() -> bytes:
+    """A perfect Ni slab, open along x: every atom away from its surfaces is fcc (no boundary)."""
+    from ase.build import bulk
+
+    from gbdist.io.lammps import format_lammps_dump
+    from gbdist.structure import Structure
+
+    s = Structure.from_ase(bulk("Ni", "fcc", a=3.52, cubic=True).repeat((6, 2, 2)), "perfect.dump")
+    s.pbc[0] = False
+    return format_lammps_dump(s)
+
+
+
 # file name → (content, the problem the error must state)
 BAD_FILES = {
     "empty.dump": (b"", "empty file"),
@@ -27,7 +40,7 @@ BAD_FILES = {
     "nan.dump": (GOOD.replace("4.0 5.0", "nan 5.0").encode(), "NaN or inf"),
     "inf.dump": (GOOD.replace("4.0 5.0", "inf 5.0").encode(), "NaN or inf"),
     "zero_atoms.dump": (GOOD.replace("NUMBER OF ATOMS\n2", "NUMBER OF ATOMS\n0").encode(), "zero atoms"),
-    "perfect.dump": (PERFECT.encode(), "no atoms with CNA ≠ fcc outside the end slabs"),
+    "perfect.dump": (_perfect_slab(), "no atom outside the end slabs and away from surfaces is other than fcc"),
     "count.dump": (GOOD.replace("NUMBER OF ATOMS\n2", "NUMBER OF ATOMS\n3").encode(), "atom count 2 ≠ header's 3"),
     "box.dump": (GOOD.replace("0 10\n0 10\n0 10", "0 10\n10 0\n0 10").encode(), "bad box"),
     "element.dump": (GOOD.replace("id type x y z", "id type element x y z").replace("1 1 1.0", "1 1 Qx 1.0")
