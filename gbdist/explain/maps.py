@@ -14,8 +14,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-CNA_COLOURS = {1: ("tab:blue", "fcc"), 2: ("tab:green", "hcp")}  # everything else red, as in the paper
+from gbdist.explain.pictures import TYPE_COLOURS, type_caption, type_colours  # noqa: E402
+
 GRIDSIZE = 90
+
+
+def _type_legend(ax, types: np.ndarray) -> None:
+    """Legend entries for fcc, hcp, other and any other structure type present in ``types``."""
+    present = set(np.unique(types).tolist())
+    for code, (colour, name) in TYPE_COLOURS.items():
+        if code in (1, 2, 5) or code in present:
+            ax.scatter([], [], c=colour, s=20, label=name)
 
 
 def _axes(ax, evr) -> None:
@@ -52,16 +61,15 @@ def density_map(path: Path, xy: np.ndarray, evr, unique_xy: np.ndarray, unique_c
 
 
 def cna_map(path: Path, xy: np.ndarray, evr, cna: np.ndarray, sample: int = 60_000, seed: int = 0) -> None:
-    """LAEs coloured by the CNA class of their centre (blue fcc, green hcp, red other): a random sample."""
+    """LAEs coloured by the structure type of their centre (blue fcc, green hcp, purple bcc, olive ico,
+    brown sc, red other; the legend lists the types present): a random sample."""
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(xy))[:sample]
-    colours = np.array([CNA_COLOURS.get(int(c), ("tab:red", ""))[0] for c in cna[pick]])
     fig, ax = plt.subplots(figsize=(7, 6))
-    ax.scatter(xy[pick, 0], xy[pick, 1], c=colours, s=2, alpha=0.4, linewidths=0)
-    for colour, name in [*CNA_COLOURS.values(), ("tab:red", "other")]:
-        ax.scatter([], [], c=colour, s=20, label=name)
+    ax.scatter(xy[pick, 0], xy[pick, 1], c=type_colours(cna[pick]), s=2, alpha=0.4, linewidths=0)
+    _type_legend(ax, cna[pick])
     _axes(ax, evr)
-    ax.set_title(f"CNA class of the centre ({len(pick):,} of {len(xy):,} LAEs)")
+    ax.set_title(f"structure type of the centre ({len(pick):,} of {len(xy):,} LAEs)")
     ax.legend(loc="best", fontsize=8, title="centre atom")
     _save(fig, path)
 
@@ -82,10 +90,10 @@ def gb_map(path: Path, xy: np.ndarray, evr, mine: np.ndarray, gb_id: str, cna: n
     """One GB's LAEs (coloured by CNA) over the grey density of all LAEs."""
     fig, ax = plt.subplots(figsize=(7, 6))
     ax.hexbin(xy[:, 0], xy[:, 1], gridsize=GRIDSIZE, bins="log", cmap="Greys", mincnt=1, linewidths=0, alpha=0.6)
-    colours = np.array([CNA_COLOURS.get(int(c), ("tab:red", ""))[0] for c in cna[mine]])
+    colours = type_colours(cna[mine])
     ax.scatter(xy[mine, 0], xy[mine, 1], c=colours, s=10, edgecolors="k", linewidths=0.2)
     _axes(ax, evr)
-    ax.set_title(f"{gb_id}: its {int(np.count_nonzero(mine))} LAEs (blue fcc, green hcp, red other) over all LAEs")
+    ax.set_title(f"{gb_id}: its {int(np.count_nonzero(mine))} LAEs ({type_caption(cna[mine])}) over all LAEs")
     _save(fig, path)
 
 
@@ -98,10 +106,8 @@ def onto_map(path: Path, background: np.ndarray, evr, xy: np.ndarray, cna: np.nd
     hb = ax.hexbin(background[:, 0], background[:, 1], gridsize=GRIDSIZE, bins="log", cmap="Greys", mincnt=1,
                    linewidths=0, alpha=0.6)
     fig.colorbar(hb, ax=ax, label="LAEs of the map's store per cell")
-    colours = np.array([CNA_COLOURS.get(int(c), ("tab:red", ""))[0] for c in cna[pick]])
-    ax.scatter(xy[pick, 0], xy[pick, 1], c=colours, s=6, alpha=0.6, linewidths=0)
-    for colour, name in [*CNA_COLOURS.values(), ("tab:red", "other")]:
-        ax.scatter([], [], c=colour, s=20, label=name)
+    ax.scatter(xy[pick, 0], xy[pick, 1], c=type_colours(cna[pick]), s=6, alpha=0.6, linewidths=0)
+    _type_legend(ax, cna[pick])
     if novel is not None and novel.any():
         ax.scatter(xy[novel, 0], xy[novel, 1], marker="x", c="k", s=18, linewidths=0.8,
                    label=f"novel ({int(novel.sum())}: beyond eps of every unique LAE)")

@@ -13,12 +13,25 @@ import numpy as np  # noqa: E402
 
 from gbdist.compute.orientation import TiltAxis  # noqa: E402
 
-CNA_COLOURS = {1: "tab:blue", 2: "tab:green"}  # fcc blue, hcp green, everything else red (as in the paper)
+TYPE_COLOURS = {1: ("tab:blue", "fcc"), 2: ("tab:green", "hcp"), 3: ("tab:purple", "bcc"), 4: ("tab:olive", "ico"),
+                6: ("tab:brown", "sc"), 5: ("tab:red", "other")}
+"""Colour and name of each structure type (gbdist's codes); fcc blue, hcp green, other red as in the paper."""
+
+
+def type_colours(types: np.ndarray) -> np.ndarray:
+    """Colour of each atom's structure type, (m,) str (unknown codes red, as 'other')."""
+    return np.array([TYPE_COLOURS.get(int(c), TYPE_COLOURS[5])[0] for c in types])
+
+
+def type_caption(types: np.ndarray) -> str:
+    """'blue fcc, green hcp, red other' and any other type present in ``types``."""
+    shown = [code for code in TYPE_COLOURS if code in (1, 2, 5) or code in set(np.asarray(types).tolist())]
+    return ", ".join(f"{TYPE_COLOURS[c][0].removeprefix('tab:')} {TYPE_COLOURS[c][1]}" for c in shown)
 
 
 def _cluster_panels(axes, positions: np.ndarray, cna: np.ndarray, title: str) -> None:
     """Two projections (x–y, y–z) of a cluster; the centre (row 0) marked with a black ring."""
-    colours = [CNA_COLOURS.get(int(c), "tab:red") for c in cna]
+    colours = type_colours(cna)
     for ax, (a, b), label in zip(axes, [(0, 1), (1, 2)], ["x–y", "y–z"]):
         ax.scatter(positions[:, a], positions[:, b], c=colours, s=60, edgecolors="k", linewidths=0.3)
         ax.scatter(positions[0, a], positions[0, b], s=220, facecolors="none", edgecolors="k", linewidths=1.8)
@@ -33,7 +46,7 @@ def lae_picture(path: Path, positions: np.ndarray, cna: np.ndarray, title: str) 
     """PNG of one LAE cluster: positions (m, 3) Å relative to the centre, CNA classes (m,)."""
     fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
     _cluster_panels(axes, positions, cna, title)
-    fig.text(0.5, 0.01, "blue fcc · green hcp · red other · ring: centre", ha="center", fontsize=7)
+    fig.text(0.5, 0.01, f"{type_caption(cna)} · ring: centre", ha="center", fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -85,7 +98,7 @@ def boundary_slab(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cent
 
 def _draw_slab(ax, slab: BoundarySlab, r_cut: float, title: str, fontsize: int = 8) -> None:
     """Atoms as in the paper's Fig. 4: colour by CNA, filled / open for the two planes along the view."""
-    colours = np.array([CNA_COLOURS.get(int(c), "tab:red") for c in slab.cna])
+    colours = type_colours(slab.cna)
     filled = slab.layer == 0
     ax.scatter(slab.xy[filled, 0], slab.xy[filled, 1], c=colours[filled], s=28, edgecolors="k", linewidths=0.3)
     ax.scatter(slab.xy[~filled, 0], slab.xy[~filled, 1], facecolors="white", edgecolors=colours[~filled],
@@ -106,7 +119,7 @@ def boundary_picture(path: Path, slab: BoundarySlab, r_cut: float, title: str) -
     fig, ax = plt.subplots(figsize=(7, 5))
     _draw_slab(ax, slab, r_cut, title, fontsize=9)
     fig.text(0.5, 0.01, f"view along the {slab.view}, {slab.across} across, GB normal {'xyz'[slab.normal]} "
-             "up · blue fcc, green hcp, red other\nfilled / open: alternate planes along the view · + centre, "
+             f"up · {type_caption(slab.cna)}\nfilled / open: alternate planes along the view · + centre, "
              f"dashed: r_cut = {r_cut:g} Å", ha="center", fontsize=7)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
@@ -127,7 +140,8 @@ def boundary_overview(path: Path, slabs: list[tuple[str, BoundarySlab]], gains: 
     for k, (title, slab) in enumerate(slabs):
         _draw_slab(fig.add_subplot(grid[1 + k // columns, k % columns]), slab, r_cut, f"{title}, view: {slab.view}",
                    fontsize=8)
-    fig.text(0.5, 0.005, "GB plane horizontal · blue fcc, green hcp, red other · filled / open: alternate planes "
+    types = np.concatenate([slab.cna for _, slab in slabs])
+    fig.text(0.5, 0.005, f"GB plane horizontal · {type_caption(types)} · filled / open: alternate planes "
              "along the view · + centre, dashed: r_cut", ha="center", fontsize=8)
     fig.tight_layout(rect=(0, 0.015, 1, 1))
     fig.savefig(path, dpi=90)
