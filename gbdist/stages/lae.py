@@ -167,7 +167,7 @@ def _chunk_summary(group: StoreArrays, start: int, labels: np.ndarray, sims: np.
 def assign_chunk(k: int, store: str, storage_options, eps: float, leaders: np.ndarray, hot: np.ndarray,
                  gram: np.ndarray | None = None, out_group: str | None = None, n_seeds: int = 1) -> dict:
     """Worker task: label chunk k's rows (into ``out_group``, default the eps's LAE group); return
-    per-GB counts, orphans (rows farther than eps from every leader) and the best fcc row.
+    per-GB counts, orphans (rows farther than eps from every leader) and each seed's most similar row.
     ``gram``: the leaders' ``leader_gram``, computed once by the driver."""
     group = StoreArrays(store, "r+", storage_options)
     start, rows = _chunk_rows(group, k)
