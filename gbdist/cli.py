@@ -472,6 +472,8 @@ def map_command(
     klass: Optional[int] = _option(MapOptions, "klass", "--class"),
     gb: Optional[list[str]] = _option(MapOptions, "gb", "--gb"),
     onto: Optional[str] = _option(MapOptions, "onto", "--onto"),
+    chemiscope: Optional[str] = _option(MapOptions, "chemiscope", "--chemiscope"),
+    chemiscope_size: int = _option(MapOptions, "chemiscope_size", "--chemiscope-size"),
     workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER, cluster_file: Optional[Path] = CLUSTER,
     verbose: bool = VERBOSE,
 ) -> None:
@@ -482,13 +484,19 @@ def map_command(
     _setup_logging(verbose)
     with _user_errors():
         options = MapOptions(components=components, solver=solver, eps=eps, labels=labels, property=prop,
-                             klass=klass, gb=gb or [], onto=onto)
+                             klass=klass, gb=gb or [], onto=onto, chemiscope=chemiscope,
+                             chemiscope_size=chemiscope_size)
         result = map_store(store, out, options, _cluster_config(workers, scheduler, cluster_file))
     evr = result.pca.explained_variance_ratio
     what = f"placed on the map of {onto}" if onto else f"PCA: {len(evr)} components"
     console.print(f"{what}, PC1–PC3 explain {', '.join(f'{100 * v:.1f}%' for v in evr[:3])}; "
                   f"{result.pca.wall_s:.1f} s, peak RSS per worker {result.pca.peak_rss_gib_per_worker:.2f} GiB")
     console.print(f"{len(result.pictures)} pictures; report: {result.report}")
+    if result.chemiscope:
+        c = result.chemiscope
+        console.print(f"chemiscope: {c['path']}: {c['environments']:,} LAEs ({c['unique_laes']} unique LAEs) in "
+                      f"{c['structures']} boundary regions of {c['atoms']:,} atoms; {c['bytes'] / 1e6:.1f} MB, "
+                      f"{c['wall_s']:.1f} s")
 
 
 @app.command()

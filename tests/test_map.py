@@ -69,3 +69,47 @@ def test_a_store_placed_onto_another_stores_map(store_copy, tmp_path, scheduler_
     np.testing.assert_array_equal(placed.pca.explained_variance_ratio, base.pca.explained_variance_ratio)
     assert {p.name for p in placed.pictures} == {"map_onto.png", "map_gb_gb03.png"}
     assert f"placed on the map of {store}" in placed.report.read_text()
+
+
+def test_chemiscope_dataset_holds_every_unique_lae_inside_its_atoms(store_copy, tmp_path, scheduler_address):
+    """The map as a chemiscope dataset: a sample with every unique LAE, each environment centred on its
+    LAE's atom inside the boundary region cut from the source file; chemiscope loads it without warnings."""
+    import gzip
+    import json
+    import warnings
+
+    chemiscope = pytest.importorskip("chemiscope", reason="chemiscope is an optional extra: pip install "
+                                     "'gbdist[chemiscope]'")
+    from gbdist.io.read import read_structure
+
+    store, _ = store_copy
+    path = tmp_path / "map.json.gz"
+    result = map_store(store, tmp_path / "map", MapOptions(components=3, chemiscope=str(path), chemiscope_size=1500),
+                       ClusterConfig(scheduler=scheduler_address))
+    group = zarr.open_group(store, mode="r")
+    labels, n_unique = group["lae_eps_0.0320/label"][:], group["lae_eps_0.0320/unique/count"].shape[0]
+    data = json.load(gzip.open(path, "rt"))
+    envs, props = data["environments"], data["properties"]
+    assert result.chemiscope["environments"] == len(envs)
+    assert 1500 - n_unique <= len(envs) <= 1500 < len(labels)  # each unique LAE's share is rounded down
+    assert {int(v) for v in props["unique LAE"]["values"]} == set(range(n_unique))  # every unique LAE shown
+    assert sorted(props) == ["PC1", "PC2", "PC3", "boundary", "structure type", "unique LAE"]
+    assert data["settings"]["map"]["color"]["property"] == "unique LAE"
+    # each environment's centre is its LAE's atom: same element, and its neighbours within r_cut are there
+    coords = group["map/coords"][:]
+    gb_ids, sources = group["gb/id"][:], group["gb/source"][:]
+    pc1 = np.asarray(props["PC1"]["values"])
+    for k in (0, len(envs) // 2, len(envs) - 1):
+        env = envs[k]
+        row = int(np.flatnonzero(np.isclose(coords[:, 0], pc1[k], atol=1e-6))[0])
+        gb = int(group["lae/gb"][row])
+        assert props["boundary"]["values"][k] == str(gb_ids[gb])
+        structure = read_structure(str(sources[gb]))
+        centre = np.flatnonzero(structure.ids == int(group["lae/atom"][row]))[0]
+        s = data["structures"][env["structure"]]
+        x = np.array([s["x"][env["center"]], s["y"][env["center"]], s["z"][env["center"]]])
+        np.testing.assert_allclose(x, structure.positions[centre] - structure.origin, atol=1e-6)
+        assert env["cutoff"] == 5.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chemiscope.show_input(str(path))

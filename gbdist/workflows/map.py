@@ -16,10 +16,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gbdist.errors import GbdistError
+from gbdist.explain.chemiscope import MARGIN, SAMPLE, boundary_region, environment_sample, type_names, write_chemiscope
 from gbdist.explain.maps import cna_map, density_map, gb_map, onto_map, property_map
+from gbdist.io.read import ReadParams
 from gbdist.learning.labels import align_labels, load_labels
 from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.stages.pca import PcaResult, project_onto, read_pca, run_pca_stage
+from gbdist.stages.progress import as_completed_with_progress
 from gbdist.stages.soap import normalised_params
 from gbdist.store.lock import store_lock
 from gbdist.store.schema import (
@@ -50,6 +53,10 @@ class MapOptions(BaseModel):
     gb: list[str] = Field(default_factory=list, description="GB ids whose LAEs are drawn over the map")
     onto: str | None = Field(None, description="a store with a map (gbdist map): place this store's rows on "
                              "that map instead of fitting a new one, and draw them over its density")
+    chemiscope: str | None = Field(None, description="write the map as a chemiscope dataset to this file "
+                                   "(.json.gz): a sample of the LAEs, each inside its atoms")
+    chemiscope_size: int = Field(SAMPLE, ge=1, description="most LAEs in the chemiscope dataset (every unique "
+                                 "LAE's source is always in)")
 
 
 @dataclass
@@ -60,6 +67,8 @@ class MapResult:
     eps: float | None
     pictures: list[Path]
     report: Path
+    chemiscope: dict | None = None
+    """what the chemiscope dataset holds: environments, structures, atoms, unique LAEs, seconds, bytes."""
 
 
 def map_store(store: str, out: str | Path, options: MapOptions | None = None,
@@ -77,8 +86,13 @@ def map_store(store: str, out: str | Path, options: MapOptions | None = None,
         (prop,) = align_labels(labels, gb_ids, [options.property])
         per_gb, what = _per_gb_values(prop, options.klass, len(gb_ids))
     eps = resolve_eps(group, store, options.eps) if options.eps is not None or chosen_eps(group) is not None else None
+    if options.chemiscope and eps is None:
+        raise GbdistError(f"--chemiscope colours the map by unique LAE: {store} has none; run `gbdist lae` first")
+    explore = None
     with store_lock(store), dask_client(cluster or ClusterConfig()) as client:
         pca = run_pca_stage(client, store, options.components, options.solver)
+        if options.chemiscope:
+            explore = chemiscope_file(client, open_group(store), store, eps, options.chemiscope, options.chemiscope_size)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     xy = _pc12(group)
@@ -103,8 +117,42 @@ def map_store(store: str, out: str | Path, options: MapOptions | None = None,
     (out / "map.json").write_text(json.dumps({
         "store": store, "eps": eps, "components": options.components, "solver": options.solver,
         "explained_variance_ratio": pca.explained_variance_ratio.tolist(), "wall_s": pca.wall_s,
-        "peak_rss_gib_per_worker": pca.peak_rss_gib_per_worker, "pictures": [p.name for p in pictures]}, indent=1))
-    return MapResult(pca, eps, pictures, report)
+        "peak_rss_gib_per_worker": pca.peak_rss_gib_per_worker, "pictures": [p.name for p in pictures],
+        "chemiscope": explore}, indent=1))
+    return MapResult(pca, eps, pictures, report, explore)
+
+
+def chemiscope_file(client, group, store: str, eps: float, path: str, size: int) -> dict:
+    """Write the store's map as a chemiscope dataset (``gbdist.explain.chemiscope``): a sample of at most
+    ``size`` LAEs that holds every unique LAE's source row; the boundary regions around them are cut on
+    the workers, one task per boundary. Returns what it holds and how long it took."""
+    import time
+
+    t0 = time.perf_counter()
+    labels, sources = group[lae_path(eps, "label")][:], group[lae_path(eps, "unique/source")][:]
+    rows = environment_sample(labels, sources, size)
+    lae_gb, atom_ids = group["lae/gb"].get_orthogonal_selection(rows), group["lae/atom"].get_orthogonal_selection(rows)
+    coords = group[f"{MAP_GROUP}/coords"].get_orthogonal_selection((rows, slice(0, 3)))
+    gb_ids, gb_sources = group["gb/id"][:], group["gb/source"][:]
+    params = group.attrs["params"]
+    read, r_cut = ReadParams(**params["read"]), float(params["soap"]["r_cut"])
+    gbs = np.unique(lae_gb)  # rows ascending, so grouped by GB in this order
+    futures = client.map(boundary_region, [str(gb_sources[g]) for g in gbs], [atom_ids[lae_gb == g] for g in gbs],
+                         read=read, reach=r_cut + MARGIN, pure=False)
+    by_future = {f.key: k for k, f in enumerate(futures)}
+    regions = [None] * len(futures)
+    for f in as_completed_with_progress(futures, "chemiscope regions"):
+        regions[by_future[f.key]] = f.result()
+    properties = {f"PC{k + 1}": coords[:, k].astype(np.float64) for k in range(coords.shape[1])}
+    properties |= {"unique LAE": labels[rows].astype(np.int64),  # numbers: chemiscope colours by them (not by many strings)
+                   "structure type": type_names(group["lae/cna"].get_orthogonal_selection(rows)),
+                   "boundary": [str(gb_ids[g]) for g in lae_gb]}
+    write_chemiscope(path, regions, properties, r_cut, name=f"LAE map of {Path(store).name}",
+                     description=f"{len(rows):,} of {len(labels):,} LAEs (every unique LAE at eps {eps:.4f} among "
+                                 "them), each inside the atoms around it; PC1–PC3 of gbdist map")
+    return {"path": str(path), "environments": len(rows), "structures": len(regions),
+            "atoms": int(sum(len(a) for a, _ in regions)), "unique_laes": int(len(np.unique(labels[rows]))),
+            "wall_s": time.perf_counter() - t0, "bytes": Path(path).stat().st_size}
 
 
 def _gb_ids(group, store: str, wanted: list[str]) -> np.ndarray:
@@ -125,6 +173,8 @@ def _map_onto(store: str, out: Path, options: MapOptions, cluster: ClusterConfig
     """Place ``store``'s rows on the map of ``options.onto``; draw them (and each ``--gb``) over its density."""
     if options.labels or options.property:
         raise GbdistError("--onto draws this store's LAEs on another store's map; --labels/--property go without it")
+    if options.chemiscope:
+        raise GbdistError("--chemiscope writes a store's own map; with --onto it is not built yet")
     group, base = open_group(store), open_group(options.onto)
     if not stage_done(base, "map"):
         raise GbdistError(f"--onto {options.onto}: no map there yet; run `gbdist map --store {options.onto}` first")
