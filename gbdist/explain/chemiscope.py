@@ -34,8 +34,8 @@ def _chemiscope():
 
 def environment_sample(labels: np.ndarray, sources: np.ndarray, size: int = SAMPLE, seed: int = 0) -> np.ndarray:
     """Rows (ascending, int64) to show: every unique LAE's own source row, then from each unique LAE a
-    random share of its rows proportional to its population, so the map's density is kept; at most
-    ``size`` rows (never fewer than the unique LAEs).
+    random share of its rows proportional to its population (rounded down), so the map's density is
+    kept; at most ``size`` rows, or the unique LAEs' sources alone where they are more.
 
     labels : (n_lae,) unique-LAE id of each row; sources : (n_u,) the source row of each unique LAE.
     """
@@ -49,7 +49,7 @@ def environment_sample(labels: np.ndarray, sources: np.ndarray, size: int = SAMP
         members = order[bounds[k]:bounds[k + 1]]
         take = int(np.floor(share * len(members)))
         chosen.update(int(r) for r in rng.choice(members, size=take, replace=False))
-    return np.array(sorted(chosen), np.int64)[:max(size, len(sources))]
+    return np.array(sorted(chosen), np.int64)
 
 
 def boundary_region(source: str, atom_ids: np.ndarray, read: ReadParams, reach: float):
