@@ -8,6 +8,7 @@ and drawn over its density."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -126,8 +127,6 @@ def chemiscope_file(client, group, store: str, eps: float, path: str, size: int)
     """Write the store's map as a chemiscope dataset (``gbdist.explain.chemiscope``): a sample of at most
     ``size`` LAEs that holds every unique LAE's source row; the boundary regions around them are cut on
     the workers, one task per boundary. Returns what it holds and how long it took."""
-    import time
-
     t0 = time.perf_counter()
     labels, sources = group[lae_path(eps, "label")][:], group[lae_path(eps, "unique/source")][:]
     rows = environment_sample(labels, sources, size)
