@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gbdist.compute.crystal import FCC, HCP, OTHER
-from gbdist.io.checks import cell_heights
+from gbdist.compute.crystal import FCC, HCP, OTHER, thick_supercell
 from gbdist.structure import Structure
 
 MIN_HEIGHT = 12.0
@@ -24,10 +23,7 @@ def compute_cna(structure: Structure) -> np.ndarray:
     """
     from asap3.analysis.localstructure import RestrictedCNA
 
-    atoms = structure.to_ase()
-    heights = cell_heights(structure.cell)
-    reps = [int(np.ceil(MIN_HEIGHT / h)) if p and 0 < h < MIN_HEIGHT else 1 for h, p in zip(heights, structure.pbc)]
-    supercell = atoms.repeat(reps) if max(reps) > 1 else atoms
+    supercell = thick_supercell(structure, MIN_HEIGHT)
     RestrictedCNA(supercell)
-    tags = supercell.get_tags()[:len(atoms)]  # ase's repeat puts the original atoms first
+    tags = supercell.get_tags()[:len(structure)]
     return np.array([FCC, HCP, OTHER], dtype=np.int8)[np.clip(tags, 0, 2)]

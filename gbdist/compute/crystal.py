@@ -60,20 +60,27 @@ def complete_cell(structure: Structure) -> np.ndarray:
     return cell
 
 
+def fractional(structure: Structure, atoms: np.ndarray | None = None) -> np.ndarray:
+    """Fractional coordinates (m, 3) of the ``atoms`` (indices, default all) in ``complete_cell``, wrapped
+    into [0, 1) along the periodic axes."""
+    positions = structure.positions if atoms is None else structure.positions[atoms]
+    frac = (positions - structure.origin) @ np.linalg.inv(complete_cell(structure))
+    frac[:, structure.pbc] %= 1.0
+    frac[frac >= 1.0] = 0.0  # x % 1.0 is 1.0 for x just below 0
+    return frac
+
+
 def periodic_images(structure: Structure, reach: float, atoms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``atoms`` (indices, default all; wrapped into the cell along periodic axes) and their
     periodic images within ``reach`` Å of the cell: (positions (m, 3) float64, atom index of each
     (m,) int64), the atoms themselves first, in order. A kd-tree of these answers periodic neighbour
     queries of any cell, triclinic or thinner than ``reach``."""
     index0 = np.arange(len(structure)) if atoms is None else np.asarray(atoms, np.int64)
-    positions = structure.positions[index0] - structure.origin
     pbc = np.asarray(structure.pbc, bool)
     if not pbc.any():
-        return positions, index0
+        return structure.positions[index0] - structure.origin, index0
     cell = complete_cell(structure)
-    frac = positions @ np.linalg.inv(cell)
-    frac[:, pbc] %= 1.0
-    frac[frac >= 1.0] = 0.0  # x % 1.0 is 1.0 for x just below 0
+    frac = fractional(structure, index0)
     heights = cell_heights(cell)
     margin = np.where(pbc, reach / np.where(heights > 0, heights, 1.0), 0.0)
     ranges = [range(-int(np.ceil(m)), int(np.ceil(m)) + 1) if p else range(1) for m, p in zip(margin, pbc)]
@@ -85,6 +92,25 @@ def periodic_images(structure: Structure, reach: float, atoms: np.ndarray | None
         parts.append(s[keep] @ cell)
         index.append(index0[keep])
     return np.concatenate(parts), np.concatenate(index)
+
+
+def atoms_within(structure: Structure, atoms: np.ndarray, reach: float) -> np.ndarray:
+    """Indices (ascending) of the atoms within ``reach`` Å of any of ``atoms`` ((n,) bool or indices),
+    periodic images included (so each of ``atoms`` too)."""
+    images, _ = periodic_images(structure, reach, np.flatnonzero(atoms) if atoms.dtype == bool else atoms)
+    own, _ = periodic_images(structure, 0.0)
+    distance, _ = cKDTree(images).query(own, k=1, distance_upper_bound=reach * (1 + 1e-12))
+    return np.flatnonzero(np.isfinite(distance))
+
+
+def thick_supercell(structure: Structure, least: float):
+    """ase ``Atoms`` of the structure, repeated along each periodic axis thinner than ``least`` Å until
+    it is not; the original atoms come first (ase's repeat), so per-atom results of the first
+    ``len(structure)`` atoms are the structure's."""
+    atoms = structure.to_ase()
+    heights = cell_heights(structure.cell)
+    reps = [int(np.ceil(least / h)) if p and 0 < h < least else 1 for h, p in zip(heights, structure.pbc)]
+    return atoms.repeat(reps) if max(reps) > 1 else atoms
 
 
 def nearest_distances(structure: Structure, atoms: np.ndarray | None = None, reach: float = NN_REACH) -> np.ndarray:
@@ -116,13 +142,9 @@ def ptm_types(structure: Structure) -> np.ndarray:
     from asap3.analysis import PTM
 
     cutoff = PTM_CUTOFF * typical_bond(structure)
-    atoms = structure.to_ase()
-    heights = cell_heights(structure.cell)
-    least = 2.0 * cutoff + 1.0
-    reps = [int(np.ceil(least / h)) if p and 0 < h < least else 1 for h, p in zip(heights, structure.pbc)]
-    supercell = atoms.repeat(reps) if max(reps) > 1 else atoms  # ase's repeat puts the original atoms first
+    supercell = thick_supercell(structure, 2.0 * cutoff + 1.0)
     supercell.positions += np.random.default_rng(0).normal(scale=PTM_JITTER, size=supercell.positions.shape)
-    found = PTM(supercell, cutoff=cutoff, rmsd_max=PTM_RMSD_MAX)["structure"][:len(atoms)]
+    found = PTM(supercell, cutoff=cutoff, rmsd_max=PTM_RMSD_MAX)["structure"][:len(structure)]
     return PTM_TYPES[np.asarray(found, np.int64)]
 
 

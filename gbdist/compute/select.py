@@ -21,15 +21,15 @@ from typing import Literal
 import numpy as np
 from ase.data import chemical_symbols
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.spatial import cKDTree
 
 from gbdist.compute.crystal import (
     CONVENTIONS,
     LATTICES,
+    atoms_within,
     bulk_lattice,
     complete_cell,
+    fractional,
     lattice_constant,
-    periodic_images,
     structure_types,
 )
 from gbdist.errors import StructureError
@@ -148,20 +148,15 @@ def filled_span(structure: Structure, axis: int) -> tuple[np.ndarray, float]:
         x = structure.positions[:, axis]
         return x - x.min(), float(x.max() - x.min())
     height = cell_heights(complete_cell(structure))[axis]
-    frac = np.sort(_fractional(structure, axis))
+    along = fractional(structure)[:, axis]
+    frac = np.sort(along)
     gaps = np.diff(np.concatenate([frac, frac[:1] + 1.0]))
     widest = int(np.argmax(gaps))
     if gaps[widest] * height < VACUUM:
         return np.full(len(structure), np.nan), float(height)
     start = frac[(widest + 1) % len(frac)]
-    u = (_fractional(structure, axis) - start) % 1.0
+    u = (along - start) % 1.0
     return u * height, float((1.0 - gaps[widest]) * height)
-
-
-def _fractional(structure: Structure, axis: int) -> np.ndarray:
-    """Fractional coordinate (n,) of every atom along cell vector ``axis``, in [0, 1)."""
-    frac = ((structure.positions - structure.origin) @ np.linalg.inv(complete_cell(structure))[:, axis]) % 1.0
-    return np.where(frac >= 1.0, 0.0, frac)
 
 
 def surface_depth(structure: Structure) -> np.ndarray:
@@ -173,14 +168,6 @@ def surface_depth(structure: Structure) -> np.ndarray:
         if np.isfinite(u).all():
             depth = np.minimum(depth, np.minimum(u, span - u))
     return depth
-
-
-def within_distance(structure: Structure, core: np.ndarray, pad: float) -> np.ndarray:
-    """Indices (ascending) of the atoms within ``pad`` Å of a ``core`` atom (bool (n,)), periodic images included."""
-    images, _ = periodic_images(structure, pad, np.flatnonzero(core))
-    own, _ = periodic_images(structure, 0.0)
-    distance, _ = cKDTree(images).query(own, k=1, distance_upper_bound=pad * (1 + 1e-12))
-    return np.flatnonzero(np.isfinite(distance))
 
 
 FLAT_BIN = 1.0
@@ -214,7 +201,7 @@ def flat_boundaries(structure: Structure, core: np.ndarray, pad: float, normal: 
     for axis in candidates:
         if not structure.pbc[axis] or heights[axis] < 4 * pad:
             continue
-        frac = _fractional(structure, axis)
+        frac = fractional(structure)[:, axis]
         n_bins = max(int(heights[axis] / FLAT_BIN), 1)
         bins = np.minimum((frac * n_bins).astype(int), n_bins - 1)
         atoms = np.bincount(bins, minlength=n_bins)
@@ -281,7 +268,7 @@ def select_gb_region(structure: Structure, params: SelectParams | None = None) -
         inside = np.flatnonzero((x >= lo - params.pad) & (x <= hi + params.pad))
         extent, thickness = (lo, hi), hi - lo + 2 * params.pad
     else:
-        inside = within_distance(structure, core, params.pad)
+        inside = atoms_within(structure, core, params.pad)
         axis, layers = flat_boundaries(structure, core, params.pad, params.normal)
         extent, thickness = (float("nan"), float("nan")), float("nan")
         if layers and structure.pbc.all():  # n_lae / (ρ n_b A), ρ = n / (A × the span the atoms fill)

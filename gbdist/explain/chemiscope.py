@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import cKDTree
 
-from gbdist.compute.crystal import NAMES, periodic_images
+from gbdist.compute.crystal import NAMES, atoms_within
 from gbdist.errors import GbdistError
 from gbdist.io.read import ReadParams, read_structure
 
@@ -59,10 +58,7 @@ def boundary_region(source: str, atom_ids: np.ndarray, read: ReadParams, reach: 
     structure = read_structure(source, read)
     where = {int(a): i for i, a in enumerate(structure.ids)}
     centres = np.array([where[int(a)] for a in atom_ids], np.int64)
-    images, _ = periodic_images(structure, reach, centres)
-    own, _ = periodic_images(structure, 0.0)
-    distance, _ = cKDTree(images).query(own, k=1, distance_upper_bound=reach)
-    keep = np.union1d(np.flatnonzero(np.isfinite(distance)), centres)
+    keep = atoms_within(structure, centres, reach)
     atoms = structure.to_ase(keep)
     return atoms, np.searchsorted(keep, centres)
 

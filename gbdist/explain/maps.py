@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from gbdist.compute.crystal import FCC, HCP, OTHER  # noqa: E402
 from gbdist.explain.pictures import TYPE_COLOURS, type_caption, type_colours  # noqa: E402
 
 GRIDSIZE = 90
@@ -23,7 +24,7 @@ def _type_legend(ax, types: np.ndarray) -> None:
     """Legend entries for fcc, hcp, other and any other structure type present in ``types``."""
     present = set(np.unique(types).tolist())
     for code, (colour, name) in TYPE_COLOURS.items():
-        if code in (1, 2, 5) or code in present:
+        if code in (FCC, HCP, OTHER) or code in present:
             ax.scatter([], [], c=colour, s=20, label=name)
 
 

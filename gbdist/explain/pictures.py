@@ -11,21 +11,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from gbdist.compute.crystal import BCC, FCC, HCP, ICO, NAMES, OTHER, SC  # noqa: E402
 from gbdist.compute.orientation import TiltAxis  # noqa: E402
 
-TYPE_COLOURS = {1: ("tab:blue", "fcc"), 2: ("tab:green", "hcp"), 3: ("tab:purple", "bcc"), 4: ("tab:olive", "ico"),
-                6: ("tab:brown", "sc"), 5: ("tab:red", "other")}
+TYPE_COLOURS = {code: (colour, NAMES[code]) for code, colour in (
+    (FCC, "tab:blue"), (HCP, "tab:green"), (BCC, "tab:purple"), (ICO, "tab:olive"), (SC, "tab:brown"), (OTHER, "tab:red"))}
 """Colour and name of each structure type (gbdist's codes); fcc blue, hcp green, other red as in the paper."""
 
 
 def type_colours(types: np.ndarray) -> np.ndarray:
     """Colour of each atom's structure type, (m,) str (unknown codes red, as 'other')."""
-    return np.array([TYPE_COLOURS.get(int(c), TYPE_COLOURS[5])[0] for c in types])
+    return np.array([TYPE_COLOURS.get(int(c), TYPE_COLOURS[OTHER])[0] for c in types])
 
 
 def type_caption(types: np.ndarray) -> str:
     """'blue fcc, green hcp, red other' and any other type present in ``types``."""
-    shown = [code for code in TYPE_COLOURS if code in (1, 2, 5) or code in set(np.asarray(types).tolist())]
+    present = set(np.unique(types).tolist())
+    shown = [code for code in TYPE_COLOURS if code in (FCC, HCP, OTHER) or code in present]
     return ", ".join(f"{TYPE_COLOURS[c][0].removeprefix('tab:')} {TYPE_COLOURS[c][1]}" for c in shown)
 
 
