@@ -227,17 +227,32 @@ def _cluster_client(config: ClusterConfig):
     # the workers' statistical profiler samples every thread each 10 ms, for the dashboard's
     # profile page only: off without a dashboard
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
-                          "distributed.worker.profile.enabled": config.dashboard}), LocalCluster(
-        n_workers=config.workers,
-        threads_per_worker=config.threads_per_worker,
-        memory_limit=config.memory_limit,
-        processes=True,
-        dashboard_address=":0" if config.dashboard else None,
-        # the driver reports every failed task itself (its error, or why its worker was killed);
-        # the workers' own "Compute Failed" records would only repeat it, with a traceback
-        silence_logs=logging.CRITICAL,
-    ) as cluster, Client(cluster) as client:
-        yield client
+                          "distributed.worker.profile.enabled": config.dashboard}):
+        cluster = LocalCluster(
+            n_workers=config.workers,
+            threads_per_worker=config.threads_per_worker,
+            memory_limit=config.memory_limit,
+            processes=True,
+            dashboard_address=":0" if config.dashboard else None,
+            # the driver reports every failed task itself (its error, or why its worker was killed);
+            # the workers' own "Compute Failed" records would only repeat it, with a traceback
+            silence_logs=logging.CRITICAL,
+        )
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        _close_local(cluster)
+
+
+def _close_local(cluster) -> None:
+    """Close a LocalCluster. A worker process that a nanny is still killing (one just restarted
+    for memory) can outlast the close timeout; it is killed all the same, so that is logged, not
+    raised: an error would replace the job's own outcome."""
+    try:
+        cluster.close()
+    except TimeoutError:
+        log.warning("a worker process was still exiting when the local cluster closed; it was killed")
 
 
 def n_worker_threads(client) -> int:
