@@ -8,6 +8,7 @@ The public API (imported on first use, so ``import gbdist`` stays light)::
 
     import gbdist
     ds = gbdist.open_store("out/olmsted.zarr")            # lazy xarray.Dataset
+    atoms = gbdist.structure_atoms("out/olmsted.zarr", "ni.p1")  # one boundary, from the store
     job = gbdist.load_job("jobs/olmsted.yaml"); gbdist.run_job(job)
     gbdist.evaluate_store("out/olmsted.zarr", "olmsted", "out/table1", gbdist.EvaluateOptions(splits=10))
 
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "open_store": "gbdist.store.dataset",
+    "structure_atoms": "gbdist.store.structures",
     "read_structure": "gbdist.io.read",
     "ReadParams": "gbdist.io.read",
     "Structure": "gbdist.structure",

@@ -17,7 +17,10 @@ KEYS = {"olmsted_total_s", "soap_efficiency", "soap_efficiency_vs_bare", "speedu
         "growth_soap", "growth_asr", "growth_lae", "asr_lae_share_of_soap_10x", "passes_asr_10x", "passes_lae_10x"}
 FEATOMIC_KEYS = {"olmsted_total_s_featomic", "soap_rows_per_s_per_core_featomic", "soap_vs_bare_featomic",
                  "featomic_vs_dscribe_rows_per_s", "n_unique_featomic", "eps_featomic", "n_unique_featomic_default_eps"}
-PASSES = {"passes_asr", "passes_lae", "passes_asr_10x", "passes_lae_10x"}
+HUGE_KEYS = {"huge_atoms", "huge_n_lae", "huge_domains", "huge_total_s", "huge_select_s", "huge_soap_s", "huge_peak_rss_gib",
+             "huge_soap_rows_per_s_per_core", "olmsted_soap_rows_per_s_per_core", "huge_vs_olmsted_soap_rate",
+             "huge_file_reads_per_atom", "huge_passes_asr", "huge_passes_lae"}
+PASSES = {"huge_passes_asr", "huge_passes_lae", "passes_asr", "passes_lae", "passes_asr_10x", "passes_lae_10x"}
 
 
 def test_bench_writes_every_figure(learning_store, tmp_path):
@@ -32,19 +35,23 @@ def test_bench_writes_every_figure(learning_store, tmp_path):
     bench_file.write_text(yaml.safe_dump({"inputs": [str(p) for p in dumps], "labels": str(labels), "workers": 2,
                                           "memory_limit": "2GiB", "speedup_dumps": 4, "speedup_repeats": 2,
                                           "bare_dumps": 2, "scale": 2, "kernel_fine_eps": 0.02,
-                                          "predict_dumps": 3, "featomic": with_featomic, "featomic_eps": 0.05}))
+                                          "predict_dumps": 3, "featomic": with_featomic, "featomic_eps": 0.05,
+                                          "huge_atoms": 5000, "split_atoms": 2000, "domain_atoms": 500}))
     out = tmp_path / "bench"
     result = runner.invoke(app, ["bench", str(bench_file), "--out", str(out), "--no-verbose"])
     assert result.exit_code == 0, result.output
     bench = json.loads((out / "bench.json").read_text())
     summary = bench["summary"]
     eps = bench["numpy_leaders"]["eps"]
-    assert set(summary) == KEYS | {f"search_vs_numpy_eps{eps:.4f}", "search_vs_numpy_eps0.0200"} | (
+    assert set(summary) == KEYS | HUGE_KEYS | {f"search_vs_numpy_eps{eps:.4f}", "search_vs_numpy_eps0.0200"} | (
         FEATOMIC_KEYS if with_featomic else set())
     assert all(math.isfinite(v) and v > 0 for k, v in summary.items() if k not in PASSES)
     assert summary["passes_asr"] == summary["passes_asr_10x"] == 0, "the ASR comes from the SOAP tasks' sums"
     assert summary["passes_lae"] == summary["passes_lae_10x"] == 2, "discovery and assignment read each row once"
     assert summary["scale_factor"] == 2
+    # the huge structure: 160 atoms tiled 6 × 6 in its periodic plane, cut into domains, its file read once
+    assert summary["huge_atoms"] == 36 * 160 and summary["huge_domains"] > 1
+    assert summary["huge_file_reads_per_atom"] == 1.0
     assert bench["scale_up"]["n_gb"] == 2 * bench["olmsted"]["n_gb"]
     stages = [f["stage"] for f in bench["olmsted"]["figures"]]
     assert stages == ["select", "soap", "asr", "lae", "learn"]

@@ -29,7 +29,7 @@ def test_explain_writes_clusters_that_round_trip_through_ase(learning_store, tmp
         cluster = ase.io.read(out / entry["extxyz"])
         assert (out / entry["png"]).stat().st_size > 0
         assert (out / entry["boundary_png"]).stat().st_size > 10_000  # the LAE inside its boundary
-        source = read_structure(entry["source"])
+        source = read_structure(store.parent / f"{entry['gb']}.dump")  # the file the store read
         where = {int(i): k for k, i in enumerate(source.ids)}
         rows = [where[int(i)] for i in cluster.arrays["atom_id"]]
         assert cluster.arrays["atom_id"][0] == entry["atom"]

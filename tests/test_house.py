@@ -40,3 +40,10 @@ def test_readme_is_short_and_starts_with_the_two_commands():
     assert blocks[:2] == ['python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/gbdist demo',
                           ".venv/bin/python -m pytest -q"]
     assert blocks[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_only_the_store_package_spells_array_paths():
+    spelled = re.compile(r"[\"'](gb|lae|progress|unique|atoms)/[a-z_]+[\"']|f[\"'](gb|lae|progress|unique|atoms)/")
+    outside = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "gbdist").rglob("*.py"))
+               if "store" not in p.relative_to(ROOT / "gbdist").parts[:1] and spelled.search(p.read_text())]
+    assert outside == [], f"array paths spelled outside gbdist/store: {outside}"

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import ase.io
 import numpy as np
 import pandas as pd
 import pytest
@@ -208,3 +209,53 @@ def test_a_bundle_of_older_featomic_rows_is_refused_with_the_reason(layout):
         _check_backend(bundle)
     bundle.meta["training"]["soap_backend"] = record | {"layout": "n1<=n2, centre order"}
     _check_backend(bundle)  # this gbdist's own layout passes
+
+
+def test_a_moved_store_whose_inputs_are_deleted_still_explains_maps_predicts_and_opens(
+        bundle, tmp_path, scheduler_address):
+    from gbdist.explain.report import explain
+    from gbdist.io import read_structure
+    from gbdist.learning.labels import align_labels, load_labels
+    from gbdist.store.dataset import open_store
+    from gbdist.store.structures import structure_atoms
+    from gbdist.workflows.job import JobConfig, run_job
+    from gbdist.workflows.map import MapOptions, map_store
+
+    made = tmp_path / "made"
+    made.mkdir()
+    paths, originals = [], []
+    for i in range(6):
+        path = made / f"mv{i}.dump"
+        structure = toy_boundary(seed=90 + i, cells=(10, 2, 2), disorder=0.3 + 0.08 * i, source=path.name)
+        write_lammps_dump(path, structure)
+        paths.append(path)
+        originals.append(read_structure(path))
+    run_job(JobConfig(store=str(made / "s.zarr"), inputs=[str(p) for p in paths],
+                      cluster={"scheduler": scheduler_address}))
+    store = tmp_path / "elsewhere" / "s.zarr"
+    shutil.move(made / "s.zarr", store)
+    shutil.rmtree(made)  # the inputs are gone
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"id": [f"mv{i}" for i in range(6)], "disordered": [0, 0, 0, 1, 1, 1]}).to_csv(labels, index=False)
+
+    ds = open_store(str(store))
+    assert ds.sizes["atom"] == sum(len(s) for s in originals)
+    atoms = structure_atoms(str(store), "mv2")
+    np.testing.assert_array_equal(atoms.positions, originals[2].positions)
+    np.testing.assert_array_equal(atoms.arrays["id"], originals[2].ids)
+
+    prop = align_labels(load_labels(str(labels)), ds.gb.values, ["disordered"])[0]
+    entries, _ = explain(str(store), prop, tmp_path / "explain", klass=1, top=2)
+    assert entries and all("error" not in e and (tmp_path / "explain" / e["png"]).exists() for e in entries)
+
+    cluster = ClusterConfig(scheduler=scheduler_address)
+    result = map_store(str(store), tmp_path / "map", MapOptions(gb=["mv0"], chemiscope=str(tmp_path / "m.json.gz")),
+                       cluster)
+    assert result.chemiscope["environments"] > 0 and any("mv0" in p.name for p in result.pictures)
+
+    predicted = predict_structures(bundle, None, tmp_path / "predict", PredictOptions(annotate=True), cluster,
+                                   store=str(store))
+    assert list(predicted.predictions["id"]) == [f"mv{i}" for i in range(6)]
+    annotated = ase.io.read(tmp_path / "predict" / "annotated" / "mv3.extxyz")
+    lo, hi = zarr.open_group(str(store), mode="r")["gb/offset"][3:5]
+    assert len(annotated) == hi - lo

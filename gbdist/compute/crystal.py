@@ -84,9 +84,12 @@ def periodic_images(structure: Structure, reach: float, atoms: np.ndarray | None
     heights = cell_heights(cell)
     margin = np.where(pbc, reach / np.where(heights > 0, heights, 1.0), 0.0)
     ranges = [range(-int(np.ceil(m)), int(np.ceil(m)) + 1) if p else range(1) for m, p in zip(margin, pbc)]
-    parts, index = [], []
-    shifts = sorted(itertools.product(*ranges), key=lambda shift: any(shift))  # no shift first
-    for shift in shifts:
+    parts, index = [frac @ cell], [index0]
+    near = np.flatnonzero(np.any(((frac < margin) | (frac >= 1.0 - margin)) & pbc, axis=1))  # only these have images
+    frac, index0 = frac[near], index0[near]
+    for shift in itertools.product(*ranges):
+        if not any(shift):
+            continue
         s = frac + np.array(shift, np.float64)
         keep = np.all((s >= -margin) & (s < 1.0 + margin) | ~pbc, axis=1)
         parts.append(s[keep] @ cell)

@@ -83,7 +83,8 @@ class Selection:
     """The LAEs of one structure.
 
     centres : (n_lae,) int, indices into the structure, ordered by atom id.
-    types : (n_lae,) int8, structure type of each centre (1 fcc, 2 hcp, 3 bcc, 4 ico, 5 other, 6 sc).
+    atom_types : (n,) int8, structure type of every atom (1 fcc, 2 hcp, 3 bcc, 4 ico, 5 other, 6 sc);
+        ``types``, those of the centres.
     rule : "extent" or "distance".
     lattice : the bulk lattice ("fcc", "bcc", "hcp"); lattice_constant : its a, Å; host : the bulk's
         most common element.
@@ -94,7 +95,7 @@ class Selection:
     """
 
     centres: np.ndarray
-    types: np.ndarray
+    atom_types: np.ndarray
     rule: str
     lattice: str
     lattice_constant: float
@@ -102,6 +103,10 @@ class Selection:
     normal: int
     extent: tuple[float, float]
     thickness: float
+
+    @property
+    def types(self) -> np.ndarray:
+        return self.atom_types[self.centres]
 
 
 def boundary_normal(structure: Structure, normal: str = "auto") -> int:
@@ -275,6 +280,6 @@ def select_gb_region(structure: Structure, params: SelectParams | None = None) -
             thickness = len(inside) * filled_span(structure, axis)[1] / (len(structure) * layers)
     centres = inside[np.argsort(structure.ids[inside], kind="stable")]
     host = Counter(structure.numbers[bulk].tolist()).most_common(1)[0][0]
-    return Selection(centres=centres, types=types[centres], rule=rule, lattice=lattice,
+    return Selection(centres=centres, atom_types=types, rule=rule, lattice=lattice,
                      lattice_constant=lattice_constant(structure, np.flatnonzero(bulk), lattice),
                      host=chemical_symbols[host], normal=int(axis), extent=extent, thickness=float(thickness))

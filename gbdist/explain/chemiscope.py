@@ -14,7 +14,8 @@ import numpy as np
 
 from gbdist.compute.crystal import NAMES, atoms_within
 from gbdist.errors import GbdistError
-from gbdist.io.read import ReadParams, read_structure
+from gbdist.store.schema import open_group
+from gbdist.store.structures import gb_structure
 
 SAMPLE = 50_000
 """Environments at most in a dataset (chemiscope thins larger maps)."""
@@ -51,11 +52,11 @@ def environment_sample(labels: np.ndarray, sources: np.ndarray, size: int = SAMP
     return np.array(sorted(chosen), np.int64)
 
 
-def boundary_region(source: str, atom_ids: np.ndarray, read: ReadParams, reach: float):
-    """Worker task: the atoms of ``source`` within ``reach`` Å of the atoms ``atom_ids`` (periodic images
-    included), as an ase ``Atoms`` with the file's cell and periodicity, and the index of each of
-    those atoms in it: (Atoms, (len(atom_ids),) int64)."""
-    structure = read_structure(source, read)
+def boundary_region(store: str, gb: int, atom_ids: np.ndarray, reach: float, storage_options: dict | None = None):
+    """Worker task: the atoms of boundary ``gb`` (its position in the store) within ``reach`` Å of the atoms
+    ``atom_ids`` (periodic images included), as an ase ``Atoms`` with its cell and periodicity, and the
+    index of each of those atoms in it: (Atoms, (len(atom_ids),) int64)."""
+    structure = gb_structure(open_group(store, storage_options=storage_options), gb, columns=[])
     where = {int(a): i for i, a in enumerate(structure.ids)}
     centres = np.array([where[int(a)] for a in atom_ids], np.int64)
     keep = atoms_within(structure, centres, reach)

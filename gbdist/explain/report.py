@@ -9,54 +9,63 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from gbdist.compute.crystal import FCC, structure_types
+from gbdist.compute.crystal import FCC
 from gbdist.compute.orientation import bicrystal_tilt_axis
-from gbdist.compute.select import SelectParams
 from gbdist.compute.soap import check_store_rows
 from gbdist.errors import GbdistError
 from gbdist.explain.pictures import boundary_overview, boundary_picture, boundary_slab, lae_picture
 from gbdist.explain.ranking import class_fractions, cluster_around, fcc_fraction, hcp_fraction, one_vs_rest, rank_laes
-from gbdist.io.read import ReadParams, read_structure
 from gbdist.learning.labels import Property
-from gbdist.store.schema import lae_path, open_group, resolve_eps
+from gbdist.store.schema import (
+    GB_EXTENT,
+    GB_ID,
+    GB_NORMAL,
+    UNIQUE_ATOM,
+    UNIQUE_COUNT,
+    UNIQUE_GB,
+    lae_path,
+    open_group,
+    resolve_eps,
+)
+from gbdist.store.structures import gb_structure, require_structures
 
 log = logging.getLogger(__name__)
 
 
 def _trace(group, eps: float) -> dict[str, np.ndarray]:
-    return {"gb": group[lae_path(eps, "unique/gb")][:], "atom": group[lae_path(eps, "unique/atom")][:],
-            "count": group[lae_path(eps, "unique/count")][:],
-            "gb_id": group["gb/id"][:], "gb_source": group["gb/source"][:], "gb_normal": group["gb/normal"][:],
-            "gb_extent": group["gb/extent"][:]}
+    return {"gb": group[lae_path(eps, UNIQUE_GB)][:], "atom": group[lae_path(eps, UNIQUE_ATOM)][:],
+            "count": group[lae_path(eps, UNIQUE_COUNT)][:],
+            "gb_id": group[GB_ID][:], "gb_normal": group[GB_NORMAL][:],
+            "gb_extent": group[GB_EXTENT][:]}
 
 
 def describe_lae(k: int, trace: dict, ler: np.ndarray, prop: Property) -> dict:
     """Where unique LAE k comes from and how common it is (per class)."""
     gb = int(trace["gb"][k])
-    return {"lae": int(k), "gb": str(trace["gb_id"][gb]), "source": str(trace["gb_source"][gb]),
+    return {"lae": int(k), "gb": str(trace["gb_id"][gb]), "gb_position": gb,
             "normal": int(trace["gb_normal"][gb]), "extent": [float(x) for x in trace["gb_extent"][gb]],
             "atom": int(trace["atom"][k]), "rows": int(trace["count"][k]),
             "gbs_containing": int(np.count_nonzero(ler[:, k] > 0)),
             "mean_fraction": class_fractions(ler, prop, k)}
 
 
-def render_lae(entry: dict, structures: dict, read: ReadParams, select: SelectParams, r_cut: float, out: Path):
+def render_lae(entry: dict, structures: dict, group, r_cut: float, out: Path):
     """Cut the cluster around the LAE's source atom; write ``lae<k>.extxyz``, ``lae<k>.png`` and
     ``lae<k>_boundary.png`` (the LAE inside a thin slab of its boundary, seen along its tilt axis
     when it has one: found from the grains beyond the boundary extent the store recorded).
 
-    Returns (the cluster (ase.Atoms), the slab). ``structures`` caches read files with their
-    structure types (as the store's ``select`` found them) and tilt axes.
+    Returns (the cluster (ase.Atoms), the slab). ``structures`` caches the boundaries read from the
+    store (``group``) with their structure types (as the store's ``select`` found them) and tilt axes.
     """
-    source = entry["source"]
+    gb = entry["gb_position"]
     normal = entry["normal"] if entry["normal"] >= 0 else 2  # no flat boundary: the slab across z
-    if source not in structures:
-        structure = read_structure(source, read)
-        cna = structure_types(structure, select.type_column, select.type_convention)
+    if gb not in structures:
+        structure = gb_structure(group, gb, columns=[])
+        cna = structure.extras["structure_type"]
         tilt = (bicrystal_tilt_axis(structure.positions, structure.cell, structure.pbc, cna == FCC, entry["normal"],
                                     tuple(entry["extent"])) if np.isfinite(entry["extent"]).all() else None)
-        structures[source] = (structure, cna, tilt)
-    structure, cna, tilt = structures[source]
+        structures[gb] = (structure, cna, tilt)
+    structure, cna, tilt = structures[gb]
     cluster = cluster_around(structure, entry["atom"], r_cut, cna)
     cluster.info.update({"lae": entry["lae"], "gb": entry["gb"], "atom": entry["atom"], "r_cut": r_cut})
     stem = f"lae{entry['lae']}"
@@ -78,8 +87,8 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
     group = open_group(store)
     check_store_rows(store, group.attrs.get("soap_backend"))  # else the LAEs' atoms may not be the rows'
     eps = resolve_eps(group, store, eps)
-    params = group.attrs["params"]
-    read, select, r_cut = ReadParams(**params["read"]), SelectParams(**params["select"]), params["soap"]["r_cut"]
+    require_structures(group, store)
+    r_cut = group.attrs["params"]["soap"]["r_cut"]
     ler = group[lae_path(eps, "ler")][:]
     try:
         target = one_vs_rest(prop, klass)
@@ -95,8 +104,8 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
             "rank": rank, "gain": float(ranking.gain[k]), "mean_abs_shap": float(ranking.mean_abs_shap[k]),
             "mean_shap_in_class": float(ranking.mean_shap_in_class[k])}
         try:
-            cluster, slab = render_lae(entry, structures, read, select, r_cut, out)
-        except (GbdistError, ValueError) as err:  # a moved or unreadable source: report it, go on
+            cluster, slab = render_lae(entry, structures, group, r_cut, out)
+        except (GbdistError, ValueError) as err:  # a picture that cannot be made: report it, go on
             entry["error"] = str(err)
             log.warning("explain: LAE %d: %s", k, err)
         else:

@@ -20,7 +20,7 @@ def is_lammps_dump(text_head: bytes) -> bool:
 
 
 def _frames(data: bytes):
-    """Yield (timestep, frame bytes) for every frame of a dump."""
+    """Yield (timestep, start, end) for every frame of a dump: offsets into ``data``, nothing copied."""
     starts = []
     pos = data.find(b"ITEM: TIMESTEP")
     while pos >= 0:
@@ -28,13 +28,32 @@ def _frames(data: bytes):
         pos = data.find(b"ITEM: TIMESTEP", pos + 1)
     for k, start in enumerate(starts):
         end = starts[k + 1] if k + 1 < len(starts) else len(data)
-        frame = data[start:end]
-        lines = frame.split(b"\n", 2)
+        lines = data[start:min(end, start + 200)].split(b"\n", 2)
         try:
             step = int(lines[1])
         except (IndexError, ValueError):
             step = None
-        yield step, frame
+        yield step, start, end
+
+
+class _Region(io.RawIOBase):
+    """Bytes [start, stop) of ``data`` as a read-only stream that copies only what is read."""
+
+    def __init__(self, data: bytes, start: int, stop: int):
+        self.view, self.pos = memoryview(data)[start:stop], 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), len(self.view) - self.pos)
+        buffer[:n] = self.view[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+
+ROWS_PER_BLOCK = 1 << 18
+"""Atom lines parsed at a time: the parser's working memory is a block's table, not the dump's."""
 
 
 def _box(source: str, header: bytes, lines: list[bytes]):
@@ -65,7 +84,55 @@ def _box(source: str, header: bytes, lines: list[bytes]):
     return cell, lo, pbc
 
 
-def _elements(source: str, table: pd.DataFrame, element: str | None, type_map: dict[int, str] | None):
+def _atom_table(data: bytes, start: int, end: int, columns: list[str], pos_cols: tuple[str, ...], n: int,
+                source: str) -> dict[str, np.ndarray]:
+    """The atom lines in ``data[start:end]`` parsed ``ROWS_PER_BLOCK`` at a time into one array per column
+    (integer columns int64, others float64, ``element`` a ``pd.Categorical``) and ``positions`` (n, 3) from
+    ``pos_cols``: peak memory is the arrays plus one block, never a copy of the text.
+
+    Raises
+    ------
+    StructureError
+        If there are more or fewer than ``n`` lines, a malformed line, or a non-numeric value.
+    """
+    positions = np.empty((n, 3))
+    out = {c: np.empty(n) for c in columns if c not in pos_cols and c != "element"}
+    integer = dict.fromkeys(out, True)
+    symbols = []
+    stream = io.BufferedReader(_Region(data, start, end), buffer_size=1 << 20)
+    filled = 0
+    try:
+        for block in pd.read_csv(stream, sep=r"\s+", header=None, names=columns, engine="c",
+                                 chunksize=ROWS_PER_BLOCK, dtype={"element": str} if "element" in columns else None):
+            bad = [c for c in block.columns if c != "element" and not pd.api.types.is_numeric_dtype(block[c])]
+            if bad:
+                raise StructureError(source, f"non-numeric values in column(s) {bad}")
+            m = len(block)
+            if filled + m <= n:
+                rows = slice(filled, filled + m)
+                positions[rows] = block[list(pos_cols)].to_numpy(dtype=np.float64)
+                for c, values in out.items():
+                    values[rows] = block[c].to_numpy(dtype=np.float64)
+                    integer[c] &= pd.api.types.is_integer_dtype(block[c])
+                if "element" in block:
+                    symbols.append(pd.Categorical(block["element"]))
+            filled += m
+    except pd.errors.EmptyDataError:
+        raise StructureError(source, f"truncated dump: header says {n} atoms, found 0") from None
+    except (pd.errors.ParserError, ValueError) as err:
+        raise StructureError(source, f"malformed atom lines ({str(err).splitlines()[0]})") from None
+    if filled != n:
+        raise StructureError(source, f"atom count {filled} ≠ header's {n} (truncated or corrupt dump)")
+    for c in [c for c in out if integer[c]]:  # one column at a time: one copy alive, not all
+        out[c] = out[c].astype(np.int64)
+    table = out
+    if symbols:  # a Categorical: one small code per atom, not a string object
+        table["element"] = pd.api.types.union_categoricals(symbols, ignore_order=True)
+    table["positions"] = positions
+    return table
+
+
+def _elements(source: str, table: dict[str, np.ndarray], element: str | None, type_map: dict[int, str] | None):
     """Atomic numbers from an ``element`` column, else ``type`` through ``type_map``, else ``element``."""
 
     def number(symbol) -> int:
@@ -75,13 +142,14 @@ def _elements(source: str, table: pd.DataFrame, element: str | None, type_map: d
         return z
 
     if "element" in table:
-        symbols = table["element"].to_numpy()
-        uniq, inverse = np.unique(symbols.astype(str), return_inverse=True)
-        return np.array([number(s) for s in uniq])[inverse]
+        symbols = table["element"]
+        if (symbols.codes < 0).any():
+            raise StructureError(source, "an atom line has no element")
+        return np.array([number(s) for s in symbols.categories], np.int64)[symbols.codes]
     if type_map:
         if "type" not in table:
             raise StructureError(source, "a type map was given but the dump has no 'type' column")
-        types = table["type"].to_numpy()
+        types = table["type"]
         missing = sorted(set(np.unique(types).tolist()) - set(type_map))
         if missing:
             raise StructureError(source, f"atom types {missing} are not in the type map {type_map}")
@@ -91,7 +159,7 @@ def _elements(source: str, table: pd.DataFrame, element: str | None, type_map: d
         raise StructureError(source, "the dump has no 'element' column: say which element its atoms are "
                                      "(--element, or read.element in a job file) or map its types to elements "
                                      "(read.type_map)")
-    return np.full(len(table), number(element))
+    return np.full(len(table["id"]), number(element))
 
 
 def parse_lammps_dump(
@@ -116,18 +184,22 @@ def parse_lammps_dump(
     """
     frame = None
     steps = []
-    for step, fr in _frames(data):
+    for step, start, end in _frames(data):
         steps.append(step)
         if timestep is None or step == timestep:
-            frame = fr
+            frame = start, end
             break
     if frame is None:
         if not steps:
             raise StructureError(source, "empty or not a LAMMPS dump (no 'ITEM: TIMESTEP')")
         raise StructureError(source, f"no timestep {timestep}; the dump has {steps[:10]}")
 
+    start, end = frame
+    atoms_at = data.find(b"ITEM: ATOMS", start, end)
+    head_end = data.find(b"\n", atoms_at, end) if atoms_at >= 0 else end
+    head_end = end if head_end < 0 else head_end
     items: dict[bytes, tuple[bytes, bytes]] = {}
-    for chunk in frame.split(b"ITEM: ")[1:]:
+    for chunk in data[start:head_end].split(b"ITEM: ")[1:]:  # the header only: no atom line is copied
         header, _, body = chunk.partition(b"\n")
         key = b" ".join(header.split()[:2])
         items[key] = (header, body)
@@ -142,43 +214,30 @@ def parse_lammps_dump(
     cell, origin, pbc = _box(source, b"ITEM: " + box_header, box_body.strip().split(b"\n")[:3])
 
     atoms_key = next(k for k in items if k.startswith(b"ATOMS"))
-    atoms_header, block = items[atoms_key]
-    columns = [c.decode() for c in atoms_header.split()[1:]]
+    columns = [c.decode() for c in items[atoms_key][0].split()[1:]]
     if n_header <= 0:
         raise StructureError(source, "zero atoms in the dump")
     if not columns or len(set(columns)) != len(columns):
         raise StructureError(source, f"bad ATOMS header: columns {columns}")
-    try:
-        table = pd.read_csv(io.BytesIO(block), sep=r"\s+", header=None, names=columns, engine="c")
-    except pd.errors.EmptyDataError:
-        raise StructureError(source, f"truncated dump: header says {n_header} atoms, found 0") from None
-    except (pd.errors.ParserError, ValueError) as err:
-        raise StructureError(source, f"malformed atom lines ({str(err).splitlines()[0]})") from None
-    if len(table) != n_header:
-        raise StructureError(source, f"atom count {len(table)} ≠ header's {n_header} (truncated or corrupt dump)")
-
-    pos_cols = next((s for s in _POSITION_SETS if all(c in table for c in s)), None)
+    pos_cols = next((s for s in _POSITION_SETS if all(c in columns for c in s)), None)
     if pos_cols is None:
         raise StructureError(source, f"no position columns (x y z, xu yu zu or xs ys zs) among {columns}")
-    if "id" not in table:
+    if "id" not in columns:
         raise StructureError(source, f"no 'id' column among {columns}")
-    numeric = [c for c in columns if c != "element"]
-    bad = [c for c in numeric if not pd.api.types.is_numeric_dtype(table[c])]
-    if bad:
-        raise StructureError(source, f"non-numeric values in column(s) {bad}")
-    positions = table[list(pos_cols)].to_numpy(dtype=np.float64)
+    table = _atom_table(data, head_end + 1, end, columns, pos_cols, n_header, source)
+    positions = table.pop("positions")
     if not np.all(np.isfinite(positions)):
         raise StructureError(source, "NaN or inf in atom positions (or missing values)")
     if pos_cols[0].startswith("xs"):
         positions = positions @ cell + origin
-    ids = table["id"].to_numpy()
+    ids = table["id"]
     if not np.all(ids == np.round(ids)):
         raise StructureError(source, "non-integer atom ids")
     ids = ids.astype(np.int64)
     if len(np.unique(ids)) != len(ids):
         raise StructureError(source, "duplicate atom ids")
     numbers = _elements(source, table, element, type_map)
-    extras = {c: table[c].to_numpy() for c in columns if c not in {"id", "element", *pos_cols}}
+    extras = {c: table[c] for c in columns if c not in {"id", "element", *pos_cols}}
     return Structure(
         source=source, positions=positions, cell=cell, pbc=pbc,
         numbers=numbers, ids=ids, origin=origin, extras=extras,

@@ -33,6 +33,16 @@ class ReadParams(BaseModel):
     box_tolerance: float = Field(1.0, ge=0, description="Å an atom may lie outside a non-periodic box of a LAMMPS dump")
 
 
+PARSED = {"files": 0, "atoms": 0}
+"""Files and atoms this process has parsed (``read_structure``): a benchmark counts with it that
+each input is read once."""
+
+
+def parsed_counts() -> dict[str, int]:
+    """A copy of ``PARSED`` (a worker task: ``client.run(parsed_counts)``)."""
+    return dict(PARSED)
+
+
 def read_structure(path: str | os.PathLike, params: ReadParams | None = None) -> Structure:
     """Read one structure; the error always names the file.
 
@@ -53,10 +63,14 @@ def read_structure(path: str | os.PathLike, params: ReadParams | None = None) ->
         raise StructureError(name, "empty file")
     if is_lammps_dump(data[:200]):
         structure = parse_lammps_dump(data, name, params.timestep, params.element, params.type_map)
+        del data  # the text is not needed past here: a large structure's checks run without it
         check_inside_box(structure, params.box_tolerance)
     else:
         structure = _read_with_ase(data, path, name)
+        del data
     check_min_distance(structure)
+    PARSED["files"] += 1
+    PARSED["atoms"] += len(structure)
     return structure
 
 

@@ -29,7 +29,7 @@ import xgboost as xgb
 from gbdist import __version__
 from gbdist.errors import GbdistError
 from gbdist.learning.models import Scaler
-from gbdist.store.schema import SCHEMA_VERSION
+from gbdist.store.schema import GB_ID, LAE_GB, SCHEMA_VERSION, UNIQUE_GB, UNIQUE_SOAP
 
 BUNDLE_FORMAT = "gbdist-model-bundle"
 BUNDLE_VERSION = 1
@@ -151,8 +151,8 @@ def training_novel_fractions(group, eps: float) -> np.ndarray:
     from gbdist.compute.leaders import similarity_threshold
     from gbdist.store.schema import lae_group_name, lae_path
 
-    labels, lae_gb = group[lae_path(eps, "label")][:], group["lae/gb"][:]
-    unique_gb, leaders = group[lae_path(eps, "unique/gb")][:], group[lae_path(eps, "unique/soap")][:]
+    labels, lae_gb = group[lae_path(eps, "label")][:], group[LAE_GB][:]
+    unique_gb, leaders = group[lae_path(eps, UNIQUE_GB)][:], group[lae_path(eps, UNIQUE_SOAP)][:]
     n_seeds = len(group[lae_group_name(eps)].attrs.get("seeds", [None]))  # a store before structure types: 1
     own = np.flatnonzero((unique_gb[labels] == lae_gb) & (labels >= n_seeds))
     novel = np.zeros(len(labels), bool)
@@ -161,7 +161,7 @@ def training_novel_fractions(group, eps: float) -> np.ndarray:
         others = np.flatnonzero((unique_gb != gb) | (np.arange(len(leaders)) < n_seeds))
         vectors = group["soap"].get_orthogonal_selection((rows, slice(None)))
         novel[rows] = (vectors @ leaders[others].T).max(axis=1) < similarity_threshold(eps)
-    n_gb = group["gb/id"].shape[0]
+    n_gb = group[GB_ID].shape[0]
     return np.bincount(lae_gb[novel], minlength=n_gb) / np.bincount(lae_gb, minlength=n_gb)
 
 

@@ -13,6 +13,7 @@ from gbdist.compute.asr import asr_matrix, gb_row_sums
 from gbdist.errors import StoreError
 from gbdist.stages.progress import as_completed_with_progress
 from gbdist.store.schema import (
+    GB_OFFSET,
     RowPlan,
     StoreArrays,
     has_asr_partials,
@@ -27,7 +28,7 @@ from gbdist.store.schema import (
 def chunk_gb_sums(k: int, store: str, storage_options: dict | None, chunk_rows: int):
     """Worker task: (k, per-GB sums of ``soap`` chunk k, rows read)."""
     group = StoreArrays(store, "r", storage_options)
-    offsets = group["gb/offset"][:]
+    offsets = group[GB_OFFSET][:]
     start, stop = RowPlan(offsets, chunk_rows).chunk(k)
     return k, gb_row_sums(group["soap"][start:stop], start, offsets), stop - start
 
@@ -44,7 +45,7 @@ def run_asr_stage(client, store: str, storage_options: dict | None = None, force
     if not stage_done(group, "soap"):
         raise StoreError(f"{store}: the soap stage is not complete; run it first")
     t0 = time.perf_counter()
-    offsets = group["gb/offset"][:]
+    offsets = group[GB_OFFSET][:]
     soap = group["soap"]
     plan = RowPlan(offsets, soap.chunks[0])
     rows_read = 0

@@ -52,6 +52,18 @@ from gbdist.stages.progress import as_completed_with_progress, with_progress
 from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
 from gbdist.store.schema import (
     ASSIGNED_GROUP,
+    GB_HOST,
+    GB_ID,
+    GB_LATTICE,
+    GB_LATTICE_CONSTANT,
+    LAE_ATOM,
+    LAE_GB,
+    PROGRESS_SOAP,
+    UNIQUE_ATOM,
+    UNIQUE_COUNT,
+    UNIQUE_GB,
+    UNIQUE_SOAP,
+    UNIQUE_SOURCE,
     StoreArrays,
     begin_lae_run,
     check_eps,
@@ -133,9 +145,9 @@ def crystal_seeds(group) -> list[dict]:
     structures' most common host element, "a": the median of their lattice constants, Å}. A store
     written before structure types records none: fcc of its first species at ASE's reference a
     (``host`` and ``a`` None)."""
-    if "gb/lattice" not in group:
+    if GB_LATTICE not in group:
         return [{"lattice": "fcc", "host": None, "a": None}]
-    lattices, hosts, a = group["gb/lattice"][:], group["gb/host"][:], group["gb/lattice_constant"][:]
+    lattices, hosts, a = group[GB_LATTICE][:], group[GB_HOST][:], group[GB_LATTICE_CONSTANT][:]
     seeds = []
     for lattice in dict.fromkeys(str(x) for x in lattices):
         mine = lattices == lattice
@@ -154,7 +166,7 @@ def _chunk_summary(group: StoreArrays, start: int, labels: np.ndarray, sims: np.
                    n_seeds: int = 1) -> dict:
     """Per-GB leader counts, orphan rows and, per seed, its most similar row of one labelled chunk
     ((similarity, row) or None)."""
-    gbs = group["lae/gb"][start:start + len(labels)]
+    gbs = group[LAE_GB][start:start + len(labels)]
     pairs, counts = gb_label_counts(gbs, labels)
     best = []
     for seed in range(n_seeds):
@@ -245,7 +257,7 @@ def discover_leaders(client, store, storage_options, eps_values, ahead: int = AH
         raise StoreError(f"{store}: its SOAP rows have {group['soap'].shape[1]} numbers, this gbdist computes "
                          f"{seed.shape[1]} with the same parameters; recompute the store with `gbdist soap`")
     found = {eps: Leaders.seeded(seed) for eps in eps_values}
-    n_chunks = group["progress/soap"].shape[0]
+    n_chunks = group[PROGRESS_SOAP].shape[0]
     pending, rows_read, sent = {}, 0, {}
 
     def leader_vectors() -> dict:
@@ -335,8 +347,8 @@ def assign_to_dictionary(client, store: str, eps: float, leaders: np.ndarray, le
         raise StoreError(f"{store}: the soap stage is not complete; run it first")
     out = _label_arrays(group, group.require_group(ASSIGNED_GROUP))
     results = _assign_all(client, store, storage_options, eps, leaders, most_counted(leader_counts, HOT),
-                          group["progress/soap"].shape[0], ASSIGNED_GROUP)
-    counts = per_gb_counts(results, group["gb/id"].shape[0], len(leaders))
+                          group[PROGRESS_SOAP].shape[0], ASSIGNED_GROUP)
+    counts = per_gb_counts(results, group[GB_ID].shape[0], len(leaders))
     novel = np.sort(np.concatenate([r["orphans"] for r in results]))
     novel_soap = (group["soap"].get_orthogonal_selection((novel, slice(None))) if len(novel)
                   else np.zeros((0, leaders.shape[1]), np.float32))  # each chunk read once
@@ -387,7 +399,7 @@ def run_lae_stage(client, store: str, eps: float, storage_options: dict | None =
     log.info("lae eps=%.4f: %d leaders after %.1f s", eps, len(rows), time.perf_counter() - t0)
     group = open_group(store, mode="a", storage_options=storage_options)
     out = _label_arrays(group, begin_lae_run(group, eps))
-    n_rows, n_chunks = group["soap"].shape[0], group["progress/soap"].shape[0]
+    n_rows, n_chunks = group["soap"].shape[0], group[PROGRESS_SOAP].shape[0]
     n_seeds = int(np.count_nonzero(rows < 0))
     results = _assign_all(client, store, storage_options, eps, vectors, leaders.hot(), n_chunks, n_seeds=n_seeds)
     rows_read += sum(r["rows_read"] for r in results)
@@ -445,17 +457,17 @@ def run_lae_sweep(client, store: str, eps_values: list[float], png, storage_opti
 
 def _write_unique(group, out, eps, rows, vectors, results):
     """unique/* arrays and the LER from the assignment results."""
-    counts = per_gb_counts(results, group["gb/id"].shape[0], len(rows))
+    counts = per_gb_counts(results, group[GB_ID].shape[0], len(rows))
     seeds = crystal_seeds(group)
     source, similarity = rows.copy(), []
     for k in range(len(seeds)):  # each seed resolves to its most similar real row (the first row if it has none)
         best = max((r["best_seed"][k] for r in results if r["best_seed"][k] is not None), default=(float("nan"), 0))
         source[k] = best[1]
         similarity.append(best[0])
-    write_array(out, "unique/soap", vectors.astype(np.float32), ["unique", "feature"])
-    write_array(out, "unique/source", source.astype(np.int64), ["unique"])
-    write_array(out, "unique/gb", group["lae/gb"].get_orthogonal_selection(source), ["unique"])
-    write_array(out, "unique/atom", group["lae/atom"].get_orthogonal_selection(source), ["unique"])
-    write_array(out, "unique/count", counts.sum(axis=0), ["unique"])
+    write_array(out, UNIQUE_SOAP, vectors.astype(np.float32), ["unique", "feature"])
+    write_array(out, UNIQUE_SOURCE, source.astype(np.int64), ["unique"])
+    write_array(out, UNIQUE_GB, group[LAE_GB].get_orthogonal_selection(source), ["unique"])
+    write_array(out, UNIQUE_ATOM, group[LAE_ATOM].get_orthogonal_selection(source), ["unique"])
+    write_array(out, UNIQUE_COUNT, counts.sum(axis=0), ["unique"])
     write_array(out, "ler", ler_matrix(counts), ["gb", "unique"])
     out.attrs.update({"eps": eps, "seeds": seeds, "seed_source_similarity": similarity})

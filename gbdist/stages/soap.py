@@ -1,9 +1,12 @@
 """The select + SOAP stage driver: structures → LAE plan → SOAP rows in the store, over Dask.
 
-1. Every input file is read and its GB region selected on the workers (a Dask bag);
-   the counts give every row offset, written to the store with the LAE atom ids and CNA.
+1. Every input file is read (its only read), its GB region selected and, if large, cut into
+   spatial domains on the workers, one task per file; the counts give every row offset, written
+   to the store with the LAE atom ids and CNA; then each structure's atoms are written to the
+   store (``gbdist.store.structures``) from the worker that read it.
 2. The row space is cut at ``soap`` chunk boundaries; one task per chunk computes exactly
-   its rows (reading each GB it touches) and writes its chunk, its norms, its per-GB sums
+   its rows (reading from the store the atoms of each GB it touches: the whole structure, or
+   its centres' domains and their halo) and writes its chunk, its norms, its per-GB sums
    (``partial/asr_*``: the ASR needs no pass of its own) and then its ``progress/soap`` flag.
    No two tasks write the same chunk; a rerun computes only the
    chunks whose flag is unset.
@@ -19,13 +22,16 @@ from pathlib import Path
 
 import numpy as np
 import zarr
+from dask.base import tokenize
 from pydantic import BaseModel, ConfigDict, Field
 
 from gbdist.compute.asr import gb_row_sums
+from gbdist.compute.domains import DOMAIN_ATOMS, SPLIT_ATOMS, domain_grid, domain_order
 from gbdist.compute.select import SelectParams, select_gb_region
 from gbdist.compute.soap import (
     SoapParams,
     backend_version,
+    crop_width,
     n_features,
     old_featomic_rows,
     soap_rows,
@@ -38,6 +44,21 @@ from gbdist.stages.progress import as_completed_with_progress
 from gbdist.stages.rss import peak_rss_bytes, release_free_memory
 from gbdist.stages.watchdog import task_error
 from gbdist.store.schema import (
+    GB_EXTENT,
+    GB_ID,
+    GB_LATTICE,
+    GB_N_ATOMS,
+    GB_NORMAL,
+    GB_OFFSET,
+    GB_RULE,
+    GB_SELECTION,
+    GB_SOURCE,
+    LAE_ATOM,
+    LAE_CNA,
+    LAE_GB,
+    LAE_SOAP_NORM,
+    PROGRESS_SOAP,
+    PROGRESS_SOAP_CPU,
     SOAP_COMPRESSOR,
     RowPlan,
     StoreArrays,
@@ -49,6 +70,17 @@ from gbdist.store.schema import (
     write_array,
     write_asr_partial,
 )
+from gbdist.store.structures import (
+    SITE,
+    StructureLayout,
+    centre_environment,
+    layouts,
+    numeric_columns,
+    require_structures,
+    write_atoms,
+    write_layout,
+)
+from gbdist.structure import Structure
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +93,8 @@ class SoapStageParams(BaseModel):
     select: SelectParams = SelectParams()
     soap: SoapParams = SoapParams()
     chunk_rows: int = Field(4096, ge=16, description="LAE rows per soap chunk (one task each)")
+    split_atoms: int = Field(SPLIT_ATOMS, ge=1, description="atoms above which a structure is cut into domains")
+    domain_atoms: int = Field(DOMAIN_ATOMS, ge=1, description="atoms per domain aimed at when one is cut")
 
 
 @dataclass
@@ -97,32 +131,108 @@ class SoapReport:
         return self.kernel_cpu_s / (self.soap_wall_s * self.worker_threads)
 
 
-def select_file(path: str, read: ReadParams, select: SelectParams) -> dict:
-    """Worker task: read one file and select its LAEs; errors come back as data."""
+@dataclass
+class Ingested:
+    """One input read and selected on a worker, kept there until its atoms are written: the
+    structure, every atom's structure type, the stored order (domain order) and the selection
+    record the driver gathers (``record``)."""
+
+    structure: Structure
+    types: np.ndarray
+    order: np.ndarray
+    record: dict
+
+
+def ingest_file(path: str, params: SoapStageParams) -> Ingested | dict:
+    """Worker task: read one file (its only read), select its LAEs and cut it into domains; errors
+    come back as data. LAE rows are ordered by domain, then atom id (one domain: by atom id)."""
     try:
-        structure = read_structure(path, read)
-        sel = select_gb_region(structure, select)
+        structure = read_structure(path, params.read)
+        sel = select_gb_region(structure, params.select)
     except GbdistError as err:
         return {"path": path, "error": str(err)}
-    return {
-        "path": path,
-        "n_atoms": len(structure),
-        "normal": sel.normal,
-        "extent": sel.extent,
-        "rule": sel.rule,
-        "lattice": sel.lattice,
-        "lattice_constant": sel.lattice_constant,
-        "host": sel.host,
-        "thickness": sel.thickness,
-        "atom": structure.ids[sel.centres],
-        "cna": sel.types,
-        "species": species_symbols(structure.numbers),
+    species = species_symbols(structure.numbers)
+    grid = domain_grid(structure, crop_width(params.soap, species), params.split_atoms, params.domain_atoms)
+    order, domains = domain_order(structure, grid)
+    stored = np.empty(len(order), np.int64)
+    stored[order] = np.arange(len(order))  # stored row of each atom of the file
+    centres = sel.centres[np.argsort(np.searchsorted(domains, stored[sel.centres], side="right"), kind="stable")]
+    record = {
+        "path": path, "n_atoms": len(structure), "normal": sel.normal, "extent": sel.extent, "rule": sel.rule,
+        "lattice": sel.lattice, "lattice_constant": sel.lattice_constant, "host": sel.host,
+        "thickness": sel.thickness, "atom": structure.ids[centres], "site": stored[centres],
+        "cna": sel.atom_types[centres], "species": species, "columns": numeric_columns(structure),
+        "cell": structure.cell, "origin": structure.origin, "pbc": structure.pbc, "grid": grid, "domains": domains,
     }
+    return Ingested(structure, sel.atom_types, order, record)
+
+
+def record_of(ingested: Ingested | dict) -> dict:
+    """Worker task: the selection record of ``ingest_file``'s result (what the driver gathers)."""
+    return ingested.record if isinstance(ingested, Ingested) else ingested
+
+
+def store_atoms(ingested: Ingested, store: str, storage_options: dict | None, start: int,
+                columns: list[str]) -> int:
+    """Worker task: write an ingested structure's atoms to rows ``start``… of the store; returns
+    how many."""
+    write_atoms(StoreArrays(store, "r+", storage_options), start, ingested.structure, ingested.types,
+                ingested.order, columns)
+    return len(ingested.order)
+
+
+def _ingest_all(client, store: str, storage_options: dict | None, inputs: list[dict], params: SoapStageParams,
+                species: list[str] | None, group: zarr.Group) -> list[dict]:
+    """Read and select every file on the workers (one task per file, so a file whose task kills
+    its worker fails by name and the others finish), write the plan and then every selected
+    structure's atoms from the worker that read it; returns the failures."""
+    paths = [r["path"] for r in inputs]
+    ingested = [client.submit(ingest_file, path, params, key=f"ingest-{i}-{tokenize(path, params)}")
+                for i, path in enumerate(paths)]
+    records = [client.submit(record_of, f, key=f"ingest-record-{f.key}") for f in ingested]
+    path_of = {f.key: path for f, path in zip(records, paths)}
+    results = {}
+    for f in as_completed_with_progress(records, "select"):
+        try:
+            results[path_of[f.key]] = f.result()
+        except Exception as err:
+            why = task_error(client, err)
+            if why is None:
+                raise
+            results[path_of[f.key]] = {"path": path_of[f.key], "error": f"{Path(path_of[f.key]).name}: {why}"}
+    results = [results[p] for p in paths]
+    if species:
+        _foreign_species(results, species)
+    selected = [r for r in results if "error" not in r]
+    failures = [{"path": r["path"], "error": r["error"]} for r in results if "error" in r]
+    if not selected:
+        group.attrs["failures"] = failures
+        raise GbdistError("no structure could be read and selected:\n  " + "\n  ".join(f["error"] for f in failures))
+    columns = sorted({c for r in selected for c in r["columns"]})
+    starts = write_plan(group, inputs, selected, params.chunk_rows, params.soap, species, columns)
+    future_of = dict(zip(paths, ingested))
+    writes = [client.submit(store_atoms, future_of[r["path"]], store, storage_options, int(start), columns,
+                            key=f"store-atoms-{future_of[r['path']].key}")
+              for r, start in zip(selected, starts)]
+    del future_of, ingested, records
+    for f in as_completed_with_progress(writes, "store atoms"):
+        f.result()
+    return failures
+
+
+def _foreign_species(results: list[dict], species: list[str]) -> None:
+    """Turn each selected structure with an element outside ``species`` into a failure, in place."""
+    for i, r in enumerate(results):
+        extra = sorted(set(r.get("species", [])) - set(species))
+        if "error" not in r and extra:
+            results[i] = {"path": r["path"], "error": f"{Path(r['path']).name}: element(s) {', '.join(extra)} "
+                                                      f"not among the model bundle's species ({', '.join(species)})"}
 
 
 def write_plan(group: zarr.Group, inputs: list[dict], selected: list[dict], chunk_rows: int,
-               soap: SoapParams, species: list[str] | None = None) -> RowPlan:
-    """Write the LAE plan (gb/*, lae/*) and create the empty ``soap`` arrays; returns the plan.
+               soap: SoapParams, species: list[str] | None = None, columns: list[str] = ()) -> np.ndarray:
+    """Write the LAE plan (gb/*, lae/*), the structures' layout, the empty ``atoms/*`` arrays (with
+    ``columns``) and the empty ``soap`` arrays; returns each structure's first atom row.
 
     ``species`` fixes the SOAP species (and so the feature layout), e.g. a model bundle's;
     by default they are those of the selected structures.
@@ -133,50 +243,54 @@ def write_plan(group: zarr.Group, inputs: list[dict], selected: list[dict], chun
     species = sorted(species) if species else sorted({sp for s in selected for sp in s["species"]})
     n_feat = n_features(soap, species)
     by_path = {rec["path"]: rec for rec in inputs}
-    write_array(group, "gb/id", np.array([by_path[s["path"]]["id"] for s in selected], dtype=str), ["gb"])
-    write_array(group, "gb/source", np.array([s["path"] for s in selected], dtype=str), ["gb"])
-    write_array(group, "gb/offset", offsets, ["gb_edge"])
-    write_array(group, "gb/n_atoms", np.array([s["n_atoms"] for s in selected], np.int32), ["gb"])
-    write_array(group, "gb/normal", np.array([s["normal"] for s in selected], np.int8), ["gb"])
-    write_array(group, "gb/extent", np.array([s["extent"] for s in selected], np.float64).reshape(-1, 2),
+    write_array(group, GB_ID, np.array([by_path[s["path"]]["id"] for s in selected], dtype=str), ["gb"])
+    write_array(group, GB_SOURCE, np.array([s["path"] for s in selected], dtype=str), ["gb"])
+    write_array(group, GB_OFFSET, offsets, ["gb_edge"])
+    write_array(group, GB_N_ATOMS, np.array([s["n_atoms"] for s in selected], np.int32), ["gb"])
+    write_array(group, GB_NORMAL, np.array([s["normal"] for s in selected], np.int8), ["gb"])
+    write_array(group, GB_EXTENT, np.array([s["extent"] for s in selected], np.float64).reshape(-1, 2),
                 ["gb", "bound"])
-    for name, dtype in (("rule", str), ("lattice", str), ("lattice_constant", np.float64), ("host", str),
-                        ("thickness", np.float64)):
-        write_array(group, f"gb/{name}", np.array([s[name] for s in selected], dtype=dtype), ["gb"])
+    for name, path in GB_SELECTION.items():
+        values = np.array([s[name] for s in selected])
+        write_array(group, path, values.astype(str if values.dtype.kind in "OU" else np.float64), ["gb"])
+    starts = write_layout(group, selected, list(columns))
     rows = (chunk_rows,)
-    write_array(group, "lae/gb", np.repeat(np.arange(len(selected), dtype=np.int32), counts), ["lae"], rows)
-    write_array(group, "lae/atom", np.concatenate([s["atom"] for s in selected]).astype(np.int64), ["lae"], rows)
-    write_array(group, "lae/cna", np.concatenate([s["cna"] for s in selected]).astype(np.int8), ["lae"], rows)
+    write_array(group, LAE_GB, np.repeat(np.arange(len(selected), dtype=np.int32), counts), ["lae"], rows)
+    write_array(group, LAE_ATOM, np.concatenate([s["atom"] for s in selected]).astype(np.int64), ["lae"], rows)
+    write_array(group, SITE, np.concatenate([s["site"] + start for s, start in zip(selected, starts)]).astype(np.int64),
+                ["lae"], rows)
+    write_array(group, LAE_CNA, np.concatenate([s["cna"] for s in selected]).astype(np.int8), ["lae"], rows)
     n_rows, n_chunks = plan.n_rows, plan.n_chunks
     for name, dims, shape, chunks, dtype in (
         ("soap", ["lae", "feature"], (n_rows, n_feat), (chunk_rows, n_feat), np.float32),
-        ("lae/soap_norm", ["lae"], (n_rows,), rows, np.float32),
-        ("progress/soap", ["soap_chunk"], (n_chunks,), (1,), np.uint8),
-        ("progress/soap_cpu", ["soap_chunk"], (n_chunks,), (1,), np.float64),
+        (LAE_SOAP_NORM, ["lae"], (n_rows,), rows, np.float32),
+        (PROGRESS_SOAP, ["soap_chunk"], (n_chunks,), (1,), np.uint8),
+        (PROGRESS_SOAP_CPU, ["soap_chunk"], (n_chunks,), (1,), np.float64),
     ):
         create_store_array(group, name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, dimension_names=dims,
                            compressor=SOAP_COMPRESSOR if name == "soap" else None)
     create_asr_partials(group, plan, n_feat)
     group.attrs["species"] = species
-    return plan
+    return starts
 
 
 @dataclass(frozen=True)
 class ChunkWork:
     """What a SOAP task needs to know of the store's plan for ``soap`` chunk k, made by the driver:
-    rows [start, stop) and, for each GB with rows there, (GB position, source file, normal axis,
-    first row, stop row). A task then reads no per-GB array whole, so its cost does not grow
-    with the number of GBs in the store."""
+    rows [start, stop) and, for each GB with rows there, (its layout, its id, normal axis, first
+    row, stop row). A task then reads no per-GB array whole, so its cost does not grow with the
+    number of GBs in the store."""
 
     k: int
     start: int
     stop: int
-    gbs: tuple[tuple[int, str, int, int, int], ...]
+    gbs: tuple[tuple[StructureLayout, str, int, int, int], ...]
 
     @classmethod
-    def of_chunk(cls, plan: RowPlan, k: int, sources: np.ndarray, normals: np.ndarray) -> ChunkWork:
+    def of_chunk(cls, plan: RowPlan, k: int, structures: list[StructureLayout], ids: np.ndarray,
+                 normals: np.ndarray) -> ChunkWork:
         start, stop = plan.chunk(k)
-        return cls(k, start, stop, tuple((gb, str(sources[gb]), int(normals[gb]), lo, hi)
+        return cls(k, start, stop, tuple((structures[gb], str(ids[gb]), int(normals[gb]), lo, hi)
                                          for gb, lo, hi in plan.gb_slices(start, stop)))
 
 
@@ -218,32 +332,24 @@ def soap_chunk(work: ChunkWork, store: str, storage_options: dict | None, params
     worker = _this_worker()
     budget = task_budget(task_memory, worker)
     group = StoreArrays(store, "r+", storage_options)
-    atom_ids = group["lae/atom"][start:stop]
+    sites = group[SITE][start:stop]
     out = np.empty((stop - start, group["soap"].shape[1]), np.float32)
+    width = crop_width(params.soap, species)
     kernel = 0.0
-    for _, source, normal, lo, hi in work.gbs:
-        try:
-            structure = read_structure(source, params.read)
-        except GbdistError as err:
-            return {"k": k, "error": str(err)}
-        order = np.argsort(structure.ids)
-        wanted = atom_ids[lo - start:hi - start]
-        pos = np.searchsorted(structure.ids, wanted, sorter=order)
-        centres = order[np.clip(pos, 0, len(order) - 1)]
-        if not np.array_equal(structure.ids[centres], wanted):
-            return {"k": k, "error": f"{source}: atom ids differ from the store's plan (file changed?)"}
+    for layout, name, normal, lo, hi in work.gbs:
+        structure, centres = centre_environment(group, layout, sites[lo - start:hi - start], width, name)
         rows, cpu = soap_rows(structure, centres, params.soap, species, normal, budget)
         out[lo - start:hi - start] = rows
         kernel += cpu
         del structure, rows
     unit, norms = unit_rows(out)
     group["soap"][start:stop] = unit
-    group["lae/soap_norm"][start:stop] = norms
-    gbs = np.array([gb for gb, *_ in work.gbs], np.int64)
+    group[LAE_SOAP_NORM][start:stop] = norms
+    gbs = np.array([layout.gb for layout, *_ in work.gbs], np.int64)
     within, sums = gb_row_sums(unit, start, np.array([lo for *_, lo, _ in work.gbs] + [stop], np.int64))
     write_asr_partial(group, k, gbs[within], sums)
-    group["progress/soap_cpu"][k] = kernel
-    group["progress/soap"][k] = 1  # last: the chunk is done only once its data are written
+    group[PROGRESS_SOAP_CPU][k] = kernel
+    group[PROGRESS_SOAP][k] = 1  # last: the chunk is done only once its data are written
     peak = peak_rss_bytes()
     release_free_memory()
     return {"k": k, "rows": stop - start, "kernel_cpu_s": kernel, "wall_s": time.perf_counter() - t0,
@@ -288,39 +394,9 @@ def check_same_job(group: zarr.Group, store: str, inputs: list[dict] | None, par
             raise StoreError(f"{store}: made from other input files (differ: {changed[:5]}); use a new store")
 
 
-def _foreign_species(results: list[dict], species: list[str]) -> None:
-    """Turn each selected structure with an element outside ``species`` into a failure, in place."""
-    for i, r in enumerate(results):
-        extra = sorted(set(r.get("species", [])) - set(species))
-        if "error" not in r and extra:
-            results[i] = {"path": r["path"], "error": f"{Path(r['path']).name}: element(s) {', '.join(extra)} "
-                                                      f"not among the model bundle's species ({', '.join(species)})"}
-
-
-def _select_all(client, paths: list[str], params: SoapStageParams) -> list[dict]:
-    """Read and select every file on the workers (one bag partition per file, so a file whose task
-    kills its worker fails by name and the others finish); results in the order of ``paths``."""
-    import dask.bag as db
-
-    bag = db.from_sequence(paths, partition_size=1)
-    parts = client.compute(bag.map(select_file, params.read, params.select).to_delayed())
-    path_of = {f.key: path for f, path in zip(parts, paths)}
-    results = []
-    for f in as_completed_with_progress(parts, "select"):
-        try:
-            results.extend(f.result())
-        except Exception as err:
-            why = task_error(client, err)
-            if why is None:
-                raise
-            results.append({"path": path_of[f.key], "error": f"{Path(path_of[f.key]).name}: {why}"})
-    order = {p: i for i, p in enumerate(paths)}
-    return sorted(results, key=lambda r: order[r["path"]])
-
-
 def chunk_failure(work: ChunkWork, why: str) -> dict:
     """A failed chunk as recorded in the store's ``failures``: the chunk, its rows and structures."""
-    names = [Path(source).name for _, source, *_ in work.gbs]
+    names = [name for _, name, *_ in work.gbs]
     return {"chunk": work.k, "structures": names,
             "error": f"soap chunk {work.k} (rows {work.start}–{work.stop}; {', '.join(names)}): {why}"}
 
@@ -349,39 +425,33 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
 
     if not stage_done(group, "select"):
         t0 = time.perf_counter()
-        results = _select_all(client, [r["path"] for r in inputs], params)
-        if species:
-            _foreign_species(results, species)
-        selected = [r for r in results if "error" not in r]
-        failures = [{"path": r["path"], "error": r["error"]} for r in results if "error" in r]
-        if not selected:
-            group.attrs["failures"] = failures
-            raise GbdistError("no structure could be read and selected:\n  "
-                              + "\n  ".join(f["error"] for f in failures))
-        write_plan(group, inputs, selected, params.chunk_rows, params.soap, species)
+        failures = _ingest_all(client, store, storage_options, inputs, params, species, group)
         group.attrs["failures"] = failures
         report.select_wall_s = time.perf_counter() - t0
         mark_stage(group, "select", wall_s=report.select_wall_s)
+    require_structures(group, store)
     report.failures = [f for f in group.attrs.get("failures", []) if "chunk" not in f]  # this run redoes the chunks
 
-    plan = RowPlan(group["gb/offset"][:], params.chunk_rows)
+    plan = RowPlan(group[GB_OFFSET][:], params.chunk_rows)
     report.n_gb, report.n_lae = len(plan.offsets) - 1, plan.n_rows
     report.n_features, report.chunks_total = group["soap"].shape[1], plan.n_chunks
-    report.selected_share = plan.n_rows / max(int(group["gb/n_atoms"][:].sum()), 1)
-    if "gb/lattice" in group:
-        kinds = Counter(f"{lat} · {rule}" for lat, rule in zip(group["gb/lattice"][:], group["gb/rule"][:]))
+    report.selected_share = plan.n_rows / max(int(group[GB_N_ATOMS][:].sum()), 1)
+    if GB_LATTICE in group:
+        kinds = Counter(f"{lat} · {rule}" for lat, rule in zip(group[GB_LATTICE][:], group[GB_RULE][:]))
         report.structures = dict(sorted(kinds.items()))
     by_id = {r["id"]: r["path"] for r in inputs}
-    sources = np.array([by_id[i] for i in group["gb/id"][:].tolist()], dtype=str)
-    if not np.array_equal(sources, group["gb/source"][:]):  # same files, moved since
-        write_array(group, "gb/source", sources, ["gb"])
-    todo = np.flatnonzero(group["progress/soap"][:] == 0).tolist()
+    sources = np.array([by_id[i] for i in group[GB_ID][:].tolist()], dtype=str)
+    if not np.array_equal(sources, group[GB_SOURCE][:]):  # same files, moved since
+        write_array(group, GB_SOURCE, sources, ["gb"])
+    todo = np.flatnonzero(group[PROGRESS_SOAP][:] == 0).tolist()
     if todo:
         import dask
 
         t0 = time.perf_counter()
-        normals = group["gb/normal"][:]
-        work = [ChunkWork.of_chunk(plan, k, sources, normals) for k in todo]
+        normals = group[GB_NORMAL][:]
+        names = [Path(source).name for source in sources]
+        structures = layouts(group)
+        work = [ChunkWork.of_chunk(plan, k, structures, names, normals) for k in todo]
         # last chunk first: the first rows are then the most recently written, the ones a page cache
         # smaller than the store still holds when the lae stage's discovery reads them in row order
         with dask.annotate(priority=lambda key: key[1]):  # key (name, partition) → the later, the sooner
@@ -405,7 +475,7 @@ def run_soap_stage(client, store: str, inputs: list[dict], params: SoapStagePara
         report.soap_wall_s = time.perf_counter() - t0
     if group.attrs.get("failures") != report.failures:  # this run's chunk failures, none left from older runs
         group.attrs["failures"] = report.failures
-    if not stage_done(group, "soap") and group["progress/soap"][:].all():
+    if not stage_done(group, "soap") and group[PROGRESS_SOAP][:].all():
         mark_stage(group, "soap", wall_s=report.soap_wall_s, n_rows=plan.n_rows,
-                   kernel_cpu_s=float(group["progress/soap_cpu"][:].sum()))
+                   kernel_cpu_s=float(group[PROGRESS_SOAP_CPU][:].sum()))
     return report

@@ -13,12 +13,31 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from gbdist.store.schema import chosen_eps, lae_group_name, open_group, resolve_eps, stage_done
+from gbdist.store.schema import GB_SELECTION, chosen_eps, lae_group_name, open_group, resolve_eps, stage_done
+from gbdist.store.structures import (
+    ATOM_ID,
+    ATOM_START,
+    CELL,
+    GRID,
+    NUMBER,
+    ORIGIN,
+    PBC,
+    POSITION,
+    SITE,
+    STRUCTURE_TYPE,
+    column_name,
+    column_path,
+    has_structures,
+)
 
 # store array → (dataset variable, dimensions); the names users see
 _PLAN = {"gb/n_atoms": ("n_atoms", ("gb",)), "gb/normal": ("normal", ("gb",)),
-         "gb/extent": ("extent", ("gb", "bound")), "lae/atom": ("atom", ("lae",)), "lae/cna": ("cna", ("lae",)),
+         "gb/extent": ("extent", ("gb", "bound")), "lae/atom": ("centre", ("lae",)), "lae/cna": ("cna", ("lae",)),
          "lae/soap_norm": ("soap_norm", ("lae",)), "soap": ("soap", ("lae", "feature"))}
+_STRUCTURES = {POSITION: ("position", ("atom", "xyz")), NUMBER: ("number", ("atom",)), ATOM_ID: ("atom_id", ("atom",)),
+               STRUCTURE_TYPE: ("structure_type", ("atom",)), ATOM_START: ("atom_start", ("gb",)),
+               CELL: ("cell", ("gb", "vector", "xyz")), ORIGIN: ("origin", ("gb", "xyz")), PBC: ("pbc", ("gb", "vector")),
+               GRID: ("grid", ("gb", "vector")), SITE: ("site", ("lae",))}
 _LAE_PLAN = {"label": ("label", ("lae",)), "similarity": ("similarity", ("lae",)), "ler": ("ler", ("gb", "unique")),
              "unique/soap": ("unique_soap", ("unique", "feature")), "unique/count": ("unique_count", ("unique",)),
              "unique/gb": ("unique_gb", ("unique",)), "unique/atom": ("unique_atom", ("unique",)),
@@ -42,11 +61,17 @@ def open_store(url: str, eps: float | None = None, storage_options: dict | None 
     ``ds.soap.sel(lae_gb="ni.p1")`` gives that GB's SOAP rows), ``feature`` (SOAP
     components), ``unique`` (unique LAEs at ``eps``, default the store's chosen eps) and
     ``bound`` (lower / upper extent, Å). Variables: ``soap`` (lae, feature) float32 unit
-    vectors, ``asr`` (gb, feature), ``atom``, ``cna``, ``soap_norm``, ``n_atoms``, ``normal``,
+    vectors, ``asr`` (gb, feature), ``centre`` (the atom id of each row's centre), ``site`` (its row
+    in the ``atom`` dimension), ``cna``, ``soap_norm``, ``n_atoms``, ``normal``,
     ``extent``, ``rule``, ``lattice``, ``lattice_constant``, ``host``, ``thickness`` (stores from before
     structure types lack these five), ``source`` (a coordinate) and, where an LAE run exists, ``label``,
     ``similarity``, ``ler``
-    (gb, unique) and ``unique_*``. The store's parameters are in ``ds.attrs``.
+    (gb, unique) and ``unique_*``. The structures: dimension ``atom`` (every atom of every boundary;
+    boundary i's are rows ``atom_start[i]`` to ``atom_start[i] + n_atoms[i]``) with ``position``
+    (atom, xyz) Å, ``number``, ``atom_id``, ``structure_type`` and ``atom_<column>`` for each numeric
+    per-atom column of the inputs; per boundary ``cell`` (gb, vector, xyz), ``origin``, ``pbc`` and
+    ``grid`` (its spatial domains). ``gbdist.store.structures.structure_atoms`` gives one boundary as
+    an ``ase.Atoms``. The store's parameters are in ``ds.attrs``.
 
     Raises
     ------
@@ -63,12 +88,14 @@ def open_store(url: str, eps: float | None = None, storage_options: dict | None 
         plan = dict(_PLAN) | ({"asr": ("asr", ("gb", "feature"))} if stage_done(group, "asr") else {})
         for path, (name, dims) in plan.items():
             data[name] = (dims, _lazy(group[path]))
-        for name in ("rule", "lattice", "host"):
-            if f"gb/{name}" in group:  # stores written before structure types lack them
-                data[name] = ("gb", _strings(group[f"gb/{name}"]))
-        for name in ("lattice_constant", "thickness"):
-            if f"gb/{name}" in group:
-                data[name] = ("gb", _lazy(group[f"gb/{name}"]))
+        for name, path in GB_SELECTION.items():
+            if path in group:  # stores written before structure types lack them
+                data[name] = ("gb", _strings(group[path]) if name in ("rule", "lattice", "host") else _lazy(group[path]))
+    if has_structures(group):
+        for path, (name, dims) in _STRUCTURES.items():
+            data[name] = (dims, _lazy(group[path]))
+        for column in group.attrs.get("atom_columns", []):
+            data[f"atom_{column_name(column)}"] = ("atom", _lazy(group[column_path(column)]))
     attrs = {"store": url, "schema_version": group.attrs.get("schema_version"),
              "gbdist_version": group.attrs.get("gbdist_version"),
              "params": json.dumps(group.attrs.get("params", {})), "species": list(group.attrs.get("species", [])),

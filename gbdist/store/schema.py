@@ -67,6 +67,20 @@ from gbdist.errors import GbdistError, StoreError
 
 SCHEMA_VERSION = 1
 
+# ---------------------------------------------------------------- array names: spelled here (and for the
+# structures, in ``gbdist.store.structures``) only; every other module imports them
+GB_ID, GB_SOURCE, GB_OFFSET, GB_N_ATOMS = "gb/id", "gb/source", "gb/offset", "gb/n_atoms"
+GB_NORMAL, GB_EXTENT, GB_RULE, GB_LATTICE = "gb/normal", "gb/extent", "gb/rule", "gb/lattice"
+GB_LATTICE_CONSTANT, GB_HOST, GB_THICKNESS = "gb/lattice_constant", "gb/host", "gb/thickness"
+GB_SELECTION = {"rule": GB_RULE, "lattice": GB_LATTICE, "lattice_constant": GB_LATTICE_CONSTANT, "host": GB_HOST,
+                "thickness": GB_THICKNESS}
+"""The per-structure records of the selection, by their name in a selection record."""
+LAE_GB, LAE_ATOM, LAE_CNA, LAE_SOAP_NORM = "lae/gb", "lae/atom", "lae/cna", "lae/soap_norm"
+SOAP, ASR = "soap", "asr"
+PROGRESS_SOAP, PROGRESS_SOAP_CPU = "progress/soap", "progress/soap_cpu"
+UNIQUE_SOAP, UNIQUE_SOURCE, UNIQUE_GB = "unique/soap", "unique/source", "unique/gb"
+UNIQUE_ATOM, UNIQUE_COUNT = "unique/atom", "unique/count"
+
 
 def open_group(url: str, mode: str = "r", storage_options: dict | None = None) -> zarr.Group:
     """Open (or with mode 'a'/'w' create) a gbdist store; check its schema version.

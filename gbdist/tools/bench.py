@@ -14,6 +14,9 @@ On the Olmsted survey (or any folder of dumps with an Olmsted-style labels table
   core of each backend on those dumps (medians of interleaved repeats);
 - the unique-LAE stage against a NumPy brute-force leader pass over the same rows, and the
   search alone (rows in memory, one thread) against the same pass at two eps;
+- optionally one huge structure (``huge_atoms``): a dump tiled along its periodic axes to 10⁷
+  atoms or more, through soap → asr → lae, with peak RSS per worker, SOAP rows/s per core against
+  the Olmsted run's, and the atoms parsed from files ÷ the structure's atoms (1: read once);
 - optionally a synthetic scale-up: every dump replicated with small random displacements,
   through soap → asr → lae → learn, to show peak RSS per worker and each stage's growth
   (wall at scale ÷ wall at 1×) against data size.
@@ -36,6 +39,7 @@ import numpy as np
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
+from gbdist.compute.domains import DOMAIN_ATOMS, SPLIT_ATOMS
 from gbdist.compute.select import SelectParams
 from gbdist.io import ReadParams, expand_inputs
 from gbdist.io.files import open_bytes, structure_id
@@ -44,6 +48,7 @@ from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.stages.lae import run_lae_stage
 from gbdist.stages.progress import as_completed_with_progress, with_progress
 from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
+from gbdist.store.schema import GB_ID, GB_NORMAL, GB_OFFSET, PROGRESS_SOAP
 from gbdist.workflows.job import JobConfig, LaeParams, run_job
 
 log = logging.getLogger(__name__)
@@ -72,6 +77,11 @@ class BenchConfig(BaseModel):
                                        "dscribe's. The count at the default eps is then measured too.")
     predict_dumps: int = Field(88, ge=1, description="last dumps predicted with the learnt bundle (SOAP included)")
     scale: int = Field(0, ge=0, description="synthetic scale-up factor; 0 skips it")
+    huge_atoms: int = Field(0, ge=0, description="atoms of one structure tiled from a dump along its periodic "
+                            "axes (its boundary plane) and run through soap → asr → lae; 0 skips it")
+    huge_source: str | None = Field(None, description="the dump tiled (default: the first input)")
+    split_atoms: int = Field(SPLIT_ATOMS, ge=1, description="atoms above which a structure is cut into domains")
+    domain_atoms: int = Field(DOMAIN_ATOMS, ge=1, description="atoms per domain aimed at when one is cut")
     displacement: float = Field(0.02, ge=0, description="Å, std of the replicas' random displacements")
 
 
@@ -100,6 +110,8 @@ def load_bench(path: str | Path | None) -> BenchConfig:
     config = validate(BenchConfig, read_mapping(path, "bench file"), path, "bench file")
     base = path.resolve().parent
     config.inputs = [i if Path(i).is_absolute() else os.path.normpath(base / i) for i in config.inputs]
+    if config.huge_source and not Path(config.huge_source).is_absolute():
+        config.huge_source = os.path.normpath(base / config.huge_source)
     if config.labels != "olmsted" and not Path(config.labels).is_absolute():
         config.labels = os.path.normpath(base / config.labels)
     return config
@@ -146,7 +158,8 @@ def parse_rate(files: list[str], read: ReadParams) -> dict:
 
 
 def data_path(client, store: Path, files: list[str], workers: int, read: ReadParams, select: SelectParams,
-              backend: str = "dscribe", eps: float | None = None) -> tuple[list[StageFigure], dict]:
+              backend: str = "dscribe", eps: float | None = None,
+              domains: dict | None = None) -> tuple[list[StageFigure], dict]:
     """soap (with select), asr and lae (at ``eps``, else the job default) as separate runs on one
     cluster, each metered; the info holds the full reads of ``soap`` that asr and lae counted
     (``passes_asr``, ``passes_lae``)."""
@@ -157,7 +170,7 @@ def data_path(client, store: Path, files: list[str], workers: int, read: ReadPar
     lae = {"eps": eps} if eps is not None else {}
     for stage in ("soap", "asr", "lae"):
         job = JobConfig(store=str(store), inputs=files, read=read, select=select, cluster=cluster, stages=[stage],
-                        soap={"backend": backend}, lae=lae)
+                        soap={"backend": backend}, lae=lae, **(domains or {}))
         with _Meter(client) as meter:
             report = run_job(job)
         if stage == "soap":
@@ -189,7 +202,7 @@ def soap_read_pass(client, store: Path) -> dict:
     any stage that streams the SOAP rows once."""
     from gbdist.store.schema import open_group
 
-    n_chunks = open_group(str(store))["progress/soap"].shape[0]
+    n_chunks = open_group(str(store))[PROGRESS_SOAP].shape[0]
     t0 = time.perf_counter()
     futures = client.map(_read_chunk, range(n_chunks), store=str(store), pure=False)
     nbytes = sum(f.result() for f in as_completed_with_progress(futures, "soap read"))
@@ -201,7 +214,7 @@ def learn_stage(client, store: Path, labels, out: Path) -> StageFigure:
     from gbdist.store.schema import open_group
     from gbdist.workflows.learning import LearnOptions, train_store
 
-    gb_ids = set(open_group(str(store))["gb/id"][:].tolist())
+    gb_ids = set(open_group(str(store))[GB_ID][:].tolist())
     here = ClusterConfig(scheduler=client.scheduler.address)
     options = LearnOptions(properties=["energy"], representations=["ASR"])
     with _Meter(client) as meter:  # labels: a frame indexed by id, cut to the store's GBs
@@ -224,19 +237,18 @@ def predict_stage(client, bundle: Path, files: list[str], out: Path) -> dict:
 def bare_kernel(store: Path, n_gb: int, backend: str = "dscribe") -> dict:
     """A SOAP kernel alone, in this process, on the centres of the store's first ``n_gb`` GBs."""
     from gbdist.compute.soap import SoapParams, soap_rows
-    from gbdist.io.read import read_structure
     from gbdist.store.schema import open_group
+    from gbdist.store.structures import SITE, layout_of, read_structure
 
     group = open_group(str(store))
     params = SoapParams(**(group.attrs["params"]["soap"] | {"backend": backend}))
-    offset, atoms = group["gb/offset"][: n_gb + 1], group["lae/atom"][:]
-    sources, normals, species = group["gb/source"][:n_gb], group["gb/normal"][:n_gb], list(group.attrs["species"])
-    read = ReadParams(**group.attrs["params"]["read"])
+    offset, sites = group[GB_OFFSET][: n_gb + 1], group[SITE][:]
+    normals, species = group[GB_NORMAL][:n_gb], list(group.attrs["species"])
     rows, cpu = 0, 0.0
     for gb in with_progress(range(n_gb), f"bare {backend}"):
-        structure = read_structure(str(sources[gb]), read)
-        where = {int(a): i for i, a in enumerate(structure.ids)}
-        centres = np.array([where[int(a)] for a in atoms[offset[gb]:offset[gb + 1]]])
+        layout = layout_of(group, gb)
+        structure = read_structure(group, layout, f"gb {gb}")
+        centres = sites[offset[gb]:offset[gb + 1]] - layout.atom_start
         _, kernel = soap_rows(structure, centres, params, species, int(normals[gb]))
         rows += len(centres)
         cpu += kernel
@@ -384,6 +396,55 @@ def scale_up(client, files: list[str], labels, factor: int, displacement: float,
     return {"factor": factor, "figures": figures, **info}
 
 
+def tiled_dump(source: str, read: ReadParams, atoms: int, folder: Path) -> tuple[Path, int]:
+    """The structure of ``source`` tiled n × n along its two periodic axes (the boundary plane of a
+    bicrystal open along its normal; n × n × n if all three are periodic) to at least ``atoms``
+    atoms, written as a plain LAMMPS dump in ``folder`` (kept if it is there); (path, atoms)."""
+    from gbdist.io.lammps import write_lammps_dump
+    from gbdist.io.read import read_structure
+
+    structure = read_structure(source, read)
+    axes = np.flatnonzero(structure.pbc)
+    n = int(np.ceil((atoms / len(structure)) ** (1 / max(len(axes), 1))))
+    reps = np.ones(3, np.int64)
+    reps[axes] = n
+    total = len(structure) * int(reps.prod())
+    path = folder / f"{structure_id(source)}.tiled{n}.dump"
+    if path.exists():
+        return path, total
+    folder.mkdir(parents=True, exist_ok=True)
+    shifts = np.array(np.meshgrid(*map(np.arange, reps), indexing="ij")).reshape(3, -1).T
+    tiles = len(shifts)
+    tiled = replace(structure, positions=(structure.positions[None] + (shifts @ structure.cell)[:, None]).reshape(-1, 3),
+                    cell=structure.cell * reps[:, None], numbers=np.tile(structure.numbers, tiles),
+                    ids=(np.arange(tiles)[:, None] * structure.ids.max() + structure.ids[None]).reshape(-1),
+                    extras={k: np.tile(v, tiles) for k, v in structure.extras.items()})
+    partial = path.with_suffix(".part")
+    write_lammps_dump(partial, tiled)
+    partial.rename(path)  # never a half-written dump under the final name
+    return path, total
+
+
+def huge_structure(client, config: BenchConfig, out: Path, workers: int) -> dict:
+    """One structure of ``config.huge_atoms`` atoms or more through soap → asr → lae, metered like the
+    Olmsted run, with the atoms every worker parsed from files (``gbdist.io.read.PARSED``)."""
+    from gbdist.io.read import parsed_counts
+
+    source = config.huge_source or expand_inputs(config.inputs)[0]
+    path, n_atoms = tiled_dump(source, config.read, config.huge_atoms, out / "huge")
+    before = client.run(parsed_counts)
+    figures, info = data_path(client, out / "huge.zarr", [str(path)], workers, config.read, config.select,
+                              domains={"split_atoms": config.split_atoms, "domain_atoms": config.domain_atoms})
+    after = client.run(parsed_counts)
+    parsed = sum(after[w]["atoms"] - before.get(w, {"atoms": 0})["atoms"] for w in after)
+    from gbdist.store.schema import open_group
+    from gbdist.store.structures import GRID
+
+    grid = open_group(str(out / "huge.zarr"))[GRID][0].tolist()
+    return {"file": str(path), "source": source, "n_atoms": n_atoms, "grid": grid, "figures": figures,
+            "atoms_parsed": parsed, **info}
+
+
 # ---------------------------------------------------------------- the run
 def run_bench(config: BenchConfig, out: Path) -> dict:
     """Every measurement in one run; returns (and writes) the ``bench.json`` content."""
@@ -435,6 +496,11 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
                               config.select)
             scaled["figures"] = _as_dicts(scaled["figures"])
             result["scale_up"] = scaled
+        if config.huge_atoms:
+            log.info("bench: one structure of %d atoms or more", config.huge_atoms)
+            huge = huge_structure(client, config, out, config.workers)
+            huge["figures"] = _as_dicts(huge["figures"])
+            result["huge"] = huge
 
     log.info("bench: bare SOAP kernels on %d dumps", config.bare_dumps)
     result["bare"] = bare_kernel(store, config.bare_dumps)
@@ -494,6 +560,19 @@ def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
             "n_unique_featomic": fea["n_unique"], "eps_featomic": fea["eps"]})
         if "n_unique_default_eps" in fea:
             summary["n_unique_featomic_default_eps"] = fea["n_unique_default_eps"]
+    if "huge" in result:
+        huge = result["huge"]
+        rate = huge["n_lae"] / (huge["soap_s"] * workers)
+        olm_rate = olm["n_lae"] / (olm["soap_s"] * workers)
+        summary.update({
+            "huge_atoms": huge["n_atoms"], "huge_n_lae": huge["n_lae"], "huge_domains": int(np.prod(huge["grid"])),
+            "huge_total_s": sum(f["wall_s"] for f in huge["figures"] if f["stage"] in ("soap", "asr", "lae")),
+            "huge_select_s": huge["select_s"], "huge_soap_s": huge["soap_s"],
+            "huge_peak_rss_gib": max(f["peak_rss_gib_per_worker"] for f in huge["figures"] if f["stage"] != "select"),
+            "huge_soap_rows_per_s_per_core": rate, "olmsted_soap_rows_per_s_per_core": olm_rate,
+            "huge_vs_olmsted_soap_rate": rate / olm_rate,
+            "huge_file_reads_per_atom": huge["atoms_parsed"] / huge["n_atoms"],
+            "huge_passes_asr": huge["passes_asr"], "huge_passes_lae": huge["passes_lae"]})
     if "scale_up" in result:
         walls = {f["stage"]: f["wall_s"] for f in result["scale_up"]["figures"]}
         walls_1x = {f.stage: f.wall_s for f in figures}
@@ -511,7 +590,7 @@ def bench_markdown(result: dict) -> str:
     """The figures as Markdown tables: the summary, then every stage of every run."""
     lines = ["| figure | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in result["summary"].items()]
-    for run in ("olmsted", "olmsted_featomic", "scale_up"):
+    for run in ("olmsted", "olmsted_featomic", "scale_up", "huge"):
         if run not in result:
             continue
         lines += ["", f"**{run}** ({result[run]['n_gb']} GBs, {result[run]['n_lae']:,} LAEs)", "",

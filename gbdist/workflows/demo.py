@@ -15,7 +15,7 @@ from pathlib import Path
 from gbdist.datasets.generate import GenerateParams
 from gbdist.datasets.tilt_set import GENERATED_SELECT, generate_dataset
 from gbdist.stages.client import ClusterConfig, dask_client
-from gbdist.store.schema import eps_key, lae_runs, open_group
+from gbdist.store.schema import LAE_GB, eps_key, lae_runs, open_group
 from gbdist.workflows.job import JobConfig, run_job
 from gbdist.workflows.learning import (
     EvaluateOptions,
@@ -67,7 +67,7 @@ def run_demo(out: Path, cluster: ClusterConfig, params: GenerateParams | None = 
     report = DemoReport(
         out=out, n_boundaries=len(table), twin_energy=float(twin.iloc[0]) if len(twin) else float("nan"),
         energy_range=(float(table["energy"].min()), float(table["energy"].max())),
-        n_lae=int(group["lae/gb"].shape[0]), n_unique=int(lae_runs(group)[eps_key(explained.eps)]["n_unique"]), eps=explained.eps,
+        n_lae=int(group[LAE_GB].shape[0]), n_unique=int(lae_runs(group)[eps_key(explained.eps)]["n_unique"]), eps=explained.eps,
         scores={rep: (float(c.summary()["mean"]), float(c.summary()["std"])) for rep, c in table1.cells["energy"].items()},
         n_splits=n_splits, wall_s=time.perf_counter() - t0, failures=len(job_report.failures))
     (out / "report.md").write_text(demo_markdown(report))

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gbdist.compute.domains import DOMAIN_ATOMS, SPLIT_ATOMS
 from gbdist.compute.select import SelectParams
 from gbdist.compute.soap import SoapParams
 from gbdist.datasets.generate import GenerateParams
@@ -22,7 +23,7 @@ from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.stages.lae import LaeReport, run_lae_stage
 from gbdist.stages.soap import SoapReport, SoapStageParams, check_same_job, run_soap_stage
 from gbdist.store.lock import store_lock
-from gbdist.store.schema import choose_eps, chosen_eps, eps_key, lae_done, open_group, stage_done
+from gbdist.store.schema import GB_ID, PROGRESS_SOAP, choose_eps, chosen_eps, eps_key, lae_done, open_group, stage_done
 
 STAGES = ("soap", "asr", "lae")
 
@@ -51,6 +52,8 @@ class JobConfig(BaseModel):
     select: SelectParams = SelectParams()
     soap: SoapParams = SoapParams()
     chunk_rows: int = Field(4096, ge=16)
+    split_atoms: int = Field(SPLIT_ATOMS, ge=1, description="atoms above which a structure is cut into domains")
+    domain_atoms: int = Field(DOMAIN_ATOMS, ge=1, description="atoms per domain aimed at when one is cut")
     lae: LaeParams = LaeParams()
     cluster: ClusterConfig = ClusterConfig()
     stages: list[Literal["generate", "soap", "asr", "lae"]] = list(STAGES)
@@ -63,7 +66,8 @@ class JobConfig(BaseModel):
         return self
 
     def stage_params(self) -> SoapStageParams:
-        return SoapStageParams(read=self.read, select=self.select, soap=self.soap, chunk_rows=self.chunk_rows)
+        return SoapStageParams(read=self.read, select=self.select, soap=self.soap, chunk_rows=self.chunk_rows,
+                               split_atoms=self.split_atoms, domain_atoms=self.domain_atoms)
 
 
 def _is_url(s: str) -> bool:
@@ -133,8 +137,8 @@ def run_job(job: JobConfig) -> JobReport:
     if _all_done(job):
         group = open_group(job.store, mode="r", storage_options=job.storage_options)
         check_same_job(group, job.store, inputs, job.stage_params())
-        report.soap = SoapReport(n_gb=group["gb/id"].shape[0], n_lae=group["soap"].shape[0],
-                                 n_features=group["soap"].shape[1], chunks_total=group["progress/soap"].shape[0],
+        report.soap = SoapReport(n_gb=group[GB_ID].shape[0], n_lae=group["soap"].shape[0],
+                                 n_features=group["soap"].shape[1], chunks_total=group[PROGRESS_SOAP].shape[0],
                                  failures=list(group.attrs.get("failures", [])))
         report.skipped = list(job.stages)
         report.wall_s = time.perf_counter() - t0

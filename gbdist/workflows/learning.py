@@ -24,7 +24,18 @@ from gbdist.learning.labels import Property, align_labels, load_labels
 from gbdist.learning.models import ModelParams
 from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.store.representations import area_problem, read_representations
-from gbdist.store.schema import chosen_eps, lae_group_name, lae_path, open_group, resolve_eps
+from gbdist.store.schema import (
+    GB_ID,
+    UNIQUE_ATOM,
+    UNIQUE_COUNT,
+    UNIQUE_GB,
+    UNIQUE_SOAP,
+    chosen_eps,
+    lae_group_name,
+    lae_path,
+    open_group,
+    resolve_eps,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +129,7 @@ def learning_inputs(store: str, labels, properties: list[str] | None = None, eps
             raise GbdistError(f"--representation: {', '.join(unknown)} not in {store} "
                               f"(has: {', '.join(reps) or 'none'}){why}")
         reps = {r: reps[r] for r in representations}
-    gb_ids = group["gb/id"][:]
+    gb_ids = group[GB_ID][:]
     props = align_labels(load_labels(labels), gb_ids, properties or None)
     for table in features:
         X, names = read_feature_table(table, gb_ids)
@@ -221,16 +232,16 @@ def write_store_bundle(store: str, out: Path, records: list[dict], eps: float,
     log.info("learn: bundle with the unique LAEs at eps %.4f; leave-one-GB-out novelty of the training GBs", eps)
     fractions = training_novel_fractions(group, eps)
     inputs = list(group.attrs["inputs"])
-    gb_ids = group["gb/id"][:]
-    unique = {"unique_soap": group[lae_path(eps, "unique/soap")][:],
-              "unique_count": group[lae_path(eps, "unique/count")][:].astype(np.int64),
-              "unique_atom": group[lae_path(eps, "unique/atom")][:].astype(np.int64)}
+    gb_ids = group[GB_ID][:]
+    unique = {"unique_soap": group[lae_path(eps, UNIQUE_SOAP)][:],
+              "unique_count": group[lae_path(eps, UNIQUE_COUNT)][:].astype(np.int64),
+              "unique_atom": group[lae_path(eps, UNIQUE_ATOM)][:].astype(np.int64)}
     training = {"store": store, "store_id": store_content_id(inputs), "n_gb": int(len(gb_ids)),
                 "inputs": [{"id": r["id"], "sha256": r["sha256"]} for r in inputs],
                 "soap_backend": group.attrs.get("soap_backend", {"name": "dscribe", "version": "unrecorded"}),
                 "seeds": group[lae_group_name(eps)].attrs.get("seeds", [{"lattice": "fcc", "host": None, "a": None}])}
     return write_bundle(out, records, training, dict(group.attrs["params"]), list(group.attrs["species"]), eps,
-                        unique, [str(gb_ids[g]) for g in group[lae_path(eps, "unique/gb")][:]], in_domain_rule(fractions))
+                        unique, [str(gb_ids[g]) for g in group[lae_path(eps, UNIQUE_GB)][:]], in_domain_rule(fractions))
 
 
 @dataclass
@@ -247,7 +258,7 @@ def explain_store(store: str, labels, out: str | Path, options: ExplainOptions) 
     from gbdist.explain.report import explain
 
     group = open_group(store)
-    (target,) = align_labels(load_labels(labels), group["gb/id"][:], [options.property])
+    (target,) = align_labels(load_labels(labels), group[GB_ID][:], [options.property])
     out = Path(out)
     entries, eps = explain(store, target, out, options.klass, options.top, options.eps, options.seed)
     return ExplainResult(entries, eps, out / "report.md")

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from gbdist.errors import GbdistError
 from gbdist.explain.chemiscope import MARGIN, SAMPLE, boundary_region, environment_sample, type_names, write_chemiscope
 from gbdist.explain.maps import cna_map, density_map, gb_map, onto_map, property_map
-from gbdist.io.read import ReadParams
 from gbdist.learning.labels import align_labels, load_labels
 from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.stages.pca import PcaResult, project_onto, read_pca, run_pca_stage
@@ -28,7 +27,14 @@ from gbdist.stages.soap import normalised_params
 from gbdist.store.lock import store_lock
 from gbdist.store.schema import (
     ASSIGNED_GROUP,
+    GB_ID,
+    LAE_ATOM,
+    LAE_CNA,
+    LAE_GB,
     MAP_GROUP,
+    UNIQUE_COUNT,
+    UNIQUE_SOAP,
+    UNIQUE_SOURCE,
     chosen_eps,
     lae_group_name,
     lae_path,
@@ -36,6 +42,7 @@ from gbdist.store.schema import (
     resolve_eps,
     stage_done,
 )
+from gbdist.store.structures import require_structures
 
 
 class MapOptions(BaseModel):
@@ -97,14 +104,14 @@ def map_store(store: str, out: str | Path, options: MapOptions | None = None,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     xy = _pc12(group)
-    cna, lae_gb, evr = group["lae/cna"][:], group["lae/gb"][:], pca.explained_variance_ratio
+    cna, lae_gb, evr = group[LAE_CNA][:], group[LAE_GB][:], pca.explained_variance_ratio
     pictures = []
     if eps is not None:
-        unique_xy = pca.project(group[lae_path(eps, "unique/soap")][:])[:, :2]
+        unique_xy = pca.project(group[lae_path(eps, UNIQUE_SOAP)][:])[:, :2]
         pictures.append(out / "map_density.png")
         seeds = group[lae_group_name(eps)].attrs.get("seeds", [{"lattice": "fcc", "host": None}])
         names = tuple(f"{s['lattice']} {s['host']}" if s.get("host") else s["lattice"] for s in seeds)
-        density_map(pictures[-1], xy, evr, unique_xy, group[lae_path(eps, "unique/count")][:], eps, seeds=names)
+        density_map(pictures[-1], xy, evr, unique_xy, group[lae_path(eps, UNIQUE_COUNT)][:], eps, seeds=names)
     pictures.append(out / "map_cna.png")
     cna_map(pictures[-1], xy, evr, cna)
     if labels is not None:
@@ -128,23 +135,22 @@ def chemiscope_file(client, group, store: str, eps: float, path: str, size: int)
     ``size`` LAEs that holds every unique LAE's source row; the boundary regions around them are cut on
     the workers, one task per boundary. Returns what it holds and how long it took."""
     t0 = time.perf_counter()
-    labels, sources = group[lae_path(eps, "label")][:], group[lae_path(eps, "unique/source")][:]
+    labels, sources = group[lae_path(eps, "label")][:], group[lae_path(eps, UNIQUE_SOURCE)][:]
     rows = environment_sample(labels, sources, size)
-    lae_gb, atom_ids = group["lae/gb"].get_orthogonal_selection(rows), group["lae/atom"].get_orthogonal_selection(rows)
+    lae_gb, atom_ids = group[LAE_GB].get_orthogonal_selection(rows), group[LAE_ATOM].get_orthogonal_selection(rows)
     coords = group[f"{MAP_GROUP}/coords"].get_orthogonal_selection((rows, slice(0, 3)))
-    gb_ids, gb_sources = group["gb/id"][:], group["gb/source"][:]
-    params = group.attrs["params"]
-    read, r_cut = ReadParams(**params["read"]), float(params["soap"]["r_cut"])
+    require_structures(group, store)
+    gb_ids, r_cut = group[GB_ID][:], float(group.attrs["params"]["soap"]["r_cut"])
     gbs = np.unique(lae_gb)  # rows ascending, so grouped by GB in this order
-    futures = client.map(boundary_region, [str(gb_sources[g]) for g in gbs], [atom_ids[lae_gb == g] for g in gbs],
-                         read=read, reach=r_cut + MARGIN, pure=False)
+    futures = client.map(boundary_region, [store] * len(gbs), gbs.tolist(), [atom_ids[lae_gb == g] for g in gbs],
+                         reach=r_cut + MARGIN, pure=False)
     by_future = {f.key: k for k, f in enumerate(futures)}
     regions = [None] * len(futures)
     for f in as_completed_with_progress(futures, "chemiscope regions"):
         regions[by_future[f.key]] = f.result()
     properties = {f"PC{k + 1}": coords[:, k].astype(np.float64) for k in range(coords.shape[1])}
     properties |= {"unique LAE": labels[rows].astype(np.int64),  # numbers: chemiscope colours by them (not by many strings)
-                   "structure type": type_names(group["lae/cna"].get_orthogonal_selection(rows)),
+                   "structure type": type_names(group[LAE_CNA].get_orthogonal_selection(rows)),
                    "boundary": [str(gb_ids[g]) for g in lae_gb]}
     write_chemiscope(path, regions, properties, r_cut, name=f"LAE map of {Path(store).name}",
                      description=f"{len(rows):,} of {len(labels):,} LAEs (every unique LAE at eps {eps:.4f} among "
@@ -156,7 +162,7 @@ def chemiscope_file(client, group, store: str, eps: float, path: str, size: int)
 
 def _gb_ids(group, store: str, wanted: list[str]) -> np.ndarray:
     """The store's GB ids (gb,) str; an error naming ``--gb`` if any of ``wanted`` is not among them."""
-    gb_ids = np.array([str(i) for i in group["gb/id"][:]])
+    gb_ids = np.array([str(i) for i in group[GB_ID][:]])
     unknown = [g for g in wanted if g not in set(gb_ids)]
     if unknown:
         raise GbdistError(f"--gb: {', '.join(unknown)} not in {store}")
@@ -185,7 +191,7 @@ def _map_onto(store: str, out: Path, options: MapOptions, cluster: ClusterConfig
         pca = project_onto(client, store, read_pca(base), options.onto)
     out.mkdir(parents=True, exist_ok=True)
     background, xy = _pc12(base), _pc12(group)
-    cna, lae_gb, evr = group["lae/cna"][:], group["lae/gb"][:], pca.explained_variance_ratio
+    cna, lae_gb, evr = group[LAE_CNA][:], group[LAE_GB][:], pca.explained_variance_ratio
     novel = None
     if ASSIGNED_GROUP in group and "eps" in group[ASSIGNED_GROUP].attrs:  # written by gbdist predict
         from gbdist.compute.leaders import similarity_threshold

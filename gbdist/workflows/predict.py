@@ -25,12 +25,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from gbdist.compute.crystal import structure_types
 from gbdist.compute.leaders import ler_matrix
-from gbdist.compute.select import SelectParams
 from gbdist.errors import GbdistError, StoreError
 from gbdist.explain.ranking import cluster_around
-from gbdist.io import ReadParams, expand_inputs, read_structure
+from gbdist.io import expand_inputs
 from gbdist.io.inputs import describe_inputs
 from gbdist.learning.bundle import Bundle, apply_models, load_bundle
 from gbdist.learning.labels import align_labels, load_labels
@@ -43,7 +41,8 @@ from gbdist.stages.soap import SoapStageParams, normalised_params, run_soap_stag
 from gbdist.stages.watchdog import TaskFailed
 from gbdist.store.lock import store_lock
 from gbdist.store.representations import area_problem, region_thickness
-from gbdist.store.schema import ASSIGNED_GROUP, open_group, stage_done
+from gbdist.store.schema import ASSIGNED_GROUP, GB_ID, GB_OFFSET, LAE_ATOM, LAE_CNA, LAE_GB, open_group, stage_done
+from gbdist.store.structures import SITE, gb_structure, layout_of, read_structure
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +134,9 @@ def predict_structures(bundle_path: str | Path, inputs: list[str] | None, out: s
         assignment = assign_to_dictionary(client, store, bundle.eps, bundle.unique_soap, bundle.unique_count,
                                           storage_options)
     group = open_group(store, storage_options=storage_options)
-    if labels is not None and not labels.index.isin(set(group["gb/id"][:].tolist())).any():
+    if labels is not None and not labels.index.isin(set(group[GB_ID][:].tolist())).any():
         raise GbdistError(f"{labels.attrs.get('source', options.labels)}: no id matches a predicted GB "
-                          f"(e.g. {', '.join(map(str, group['gb/id'][:3]))})")
+                          f"(e.g. {', '.join(map(str, group[GB_ID][:3]))})")
     predictions = _predictions(group, bundle, assignment)
     out.mkdir(parents=True, exist_ok=True)
     predictions.to_csv(out / "predictions.csv", index=False)
@@ -158,9 +157,9 @@ def predict_structures(bundle_path: str | Path, inputs: list[str] | None, out: s
 
 def _predictions(group, bundle: Bundle, assignment: Assignment) -> pd.DataFrame:
     """One row per GB: id, every model's prediction, novel_fraction, n_lae, in_domain."""
-    gb_ids = group["gb/id"][:]
-    n_lae = np.diff(group["gb/offset"][:])
-    novel_gb = group["lae/gb"].get_orthogonal_selection(assignment.novel) if len(assignment.novel) else np.zeros(0, int)
+    gb_ids = group[GB_ID][:]
+    n_lae = np.diff(group[GB_OFFSET][:])
+    novel_gb = group[LAE_GB].get_orthogonal_selection(assignment.novel) if len(assignment.novel) else np.zeros(0, int)
     novel_fraction = np.bincount(novel_gb, minlength=len(gb_ids)) / n_lae
     asr = group["asr"][:]
     reps = {"ASR": asr, "LER": ler_matrix(assignment.counts)}
@@ -180,21 +179,19 @@ def _predictions(group, bundle: Bundle, assignment: Assignment) -> pd.DataFrame:
 def _write_candidates(group, bundle: Bundle, assignment: Assignment, folder: Path) -> pd.DataFrame:
     """``candidates.csv`` and one extxyz cluster per new candidate LAE (novel rows' leaders)."""
     rows = assignment.candidates
-    gbs = group["lae/gb"].get_orthogonal_selection(rows) if len(rows) else np.zeros(0, np.int64)
-    atoms = group["lae/atom"].get_orthogonal_selection(rows) if len(rows) else np.zeros(0, np.int64)
-    gb_ids, sources = group["gb/id"][:], group["gb/source"][:]
+    gbs = group[LAE_GB].get_orthogonal_selection(rows) if len(rows) else np.zeros(0, np.int64)
+    atoms = group[LAE_ATOM].get_orthogonal_selection(rows) if len(rows) else np.zeros(0, np.int64)
+    gb_ids = group[GB_ID][:]
     table = pd.DataFrame({"candidate": np.arange(len(rows)), "gb": [str(gb_ids[g]) for g in gbs], "atom": atoms,
                           "row": rows, "novel_rows": assignment.candidate_count})
     if not len(rows):
         return table
     folder.mkdir(parents=True, exist_ok=True)
     table.to_csv(folder / "candidates.csv", index=False)
-    read, select = ReadParams(**bundle.params["read"]), SelectParams(**bundle.params["select"])
     r_cut = float(bundle.params["soap"]["r_cut"])
     for k, (gb, atom) in enumerate(zip(gbs, atoms)):
-        structure = read_structure(str(sources[gb]), read)
-        types = structure_types(structure, select.type_column, select.type_convention)
-        cluster = cluster_around(structure, int(atom), r_cut, types)
+        structure = gb_structure(group, int(gb), columns=[])
+        cluster = cluster_around(structure, int(atom), r_cut, structure.extras["structure_type"])
         cluster.info.update({"candidate": k, "gb": str(gb_ids[gb]), "atom": int(atom), "r_cut": r_cut})
         ase.io.write(folder / f"new{k}.extxyz", cluster, format="extxyz")
     return table
@@ -237,21 +234,20 @@ def _annotate(group, bundle: Bundle, folder: Path) -> None:
     from gbdist.compute.leaders import similarity_threshold
 
     folder.mkdir(parents=True, exist_ok=True)
-    offsets, sources, gb_ids = group["gb/offset"][:], group["gb/source"][:], group["gb/id"][:]
-    read = ReadParams(**bundle.params["read"])
+    offsets, gb_ids = group[GB_OFFSET][:], group[GB_ID][:]
     threshold = similarity_threshold(bundle.eps)
     for gb in range(len(gb_ids)):
         rows = slice(int(offsets[gb]), int(offsets[gb + 1]))
-        atom_ids = group["lae/atom"][rows]
+        atom_ids = group[LAE_ATOM][rows]
         label, similarity = group[f"{ASSIGNED_GROUP}/label"][rows], group[f"{ASSIGNED_GROUP}/similarity"][rows]
-        structure = read_structure(str(sources[gb]), read)
-        order = np.argsort(structure.ids)
-        atoms = structure.to_ase(order[np.searchsorted(structure.ids, atom_ids, sorter=order)])
+        layout = layout_of(group, gb)
+        structure = read_structure(group, layout, str(gb_ids[gb]))
+        atoms = structure.to_ase(group[SITE][rows] - layout.atom_start)
         novel = similarity < threshold
         atoms.arrays["lae"] = np.where(novel, -1, label).astype(np.int64)
         atoms.arrays["similarity"] = similarity.astype(np.float64)
         atoms.arrays["novel"] = novel.astype(np.int64)
-        atoms.arrays["cna"] = group["lae/cna"][rows].astype(np.int64)
+        atoms.arrays["cna"] = group[LAE_CNA][rows].astype(np.int64)
         atoms.arrays["atom_id"] = atom_ids.astype(np.int64)
         ase.io.write(folder / f"{gb_ids[gb]}.extxyz", atoms, format="extxyz")
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from gbdist.workflows.job import run_job
@@ -77,3 +78,24 @@ def test_every_stage_on_an_s3_store(tmp_path, s3_endpoint, scheduler_address, le
             "--class", "1", "--top", "2", "--out", explained, endpoint=endpoint)
     report = json.loads((explained / "explain.json").read_text())
     assert len(report["top"]) == 2 and all((explained / e["png"]).exists() for e in report["top"])
+
+    # The stores hold their structures: with the toy inputs deleted, the S3 store opens, gives a
+    # boundary's atoms and maps one boundary with a chemiscope file cut from its atoms; with the
+    # learning store's recorded sources pointing nowhere, predict --annotate still writes each boundary
+    from gbdist.store.dataset import open_store
+    from gbdist.store.schema import GB_ID, GB_SOURCE, open_group, write_array
+    from gbdist.store.structures import structure_atoms
+
+    for path in inputs:
+        path.unlink()
+    ds = open_store(url, storage_options=options)
+    first = str(ds.gb.values[0])
+    assert len(structure_atoms(url, first, storage_options=options)) == int(ds.n_atoms.values[0])
+    _gbdist("map", "--store", url, "--out", tmp_path / "map", "--gb", first, "--chemiscope", tmp_path / "m.json.gz",
+            "--workers", "1", endpoint=endpoint)
+    assert (tmp_path / "m.json.gz").stat().st_size > 0 and any(first in p.name for p in (tmp_path / "map").glob("*.png"))
+    learn = open_group("s3://gbdist/learn.zarr", mode="r+", storage_options=options)
+    write_array(learn, GB_SOURCE, np.array([f"/gone/{i}.dump" for i in learn[GB_ID][:]]), ["gb"])
+    _gbdist("predict", models, "--store", "s3://gbdist/learn.zarr", "--annotate", "--out", tmp_path / "predicted",
+            "--workers", "1", endpoint=endpoint)
+    assert len(list((tmp_path / "predicted" / "annotated").glob("*.extxyz"))) == len(learn[GB_ID][:])

@@ -67,11 +67,21 @@ def _one() -> int:
     return 1
 
 
+def _wait_until_paused(client, timeout_s: float = 20.0) -> None:
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        if all(w["status"] == "paused" for w in client.scheduler_info()["workers"].values()):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the worker did not pause at its memory limit")
+
+
 def test_a_cluster_whose_workers_all_pause_ends_the_wait_with_the_reason():
     config = ClusterConfig(workers=1, memory_limit="1GiB", stall_timeout_s=6)
     t0 = time.perf_counter()
     with pytest.raises(TaskFailed, match="every worker is paused at its memory limit"):
         with dask_client(config) as client:
             client.submit(_keep, 720 << 20, pure=False).result()
+            _wait_until_paused(client)  # the worker's memory monitor looks every 100 ms: not at once
             client.submit(_one, pure=False).result()  # never runs: the only worker is paused
     assert time.perf_counter() - t0 < 90

@@ -1,0 +1,140 @@
+"""Spatial domains of a large structure: a grid along its cell vectors, so that a SOAP task reads
+only the atoms of its centres' domains and a halo around them, never the whole structure.
+
+A structure of at most ``split_atoms`` atoms is one domain (grid (1, 1, 1)): it is read whole, as
+before. A larger one is cut into about ``n_atoms / domain_atoms`` domains, splitting the axis whose
+domains are thickest each time, never into domains thinner than the halo width (the SOAP cutoff
+and dscribe's Gaussian padding), so the halo of a domain lies within its 26 neighbours. Along a
+split periodic axis the neighbours wrap around with a shift of one cell vector; the environment
+then holds those images explicitly and is not periodic along that axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gbdist.compute.crystal import complete_cell, fractional
+from gbdist.io.checks import cell_heights
+from gbdist.structure import Structure
+
+SPLIT_ATOMS = 1 << 19
+"""Atoms above which a structure is cut into domains. A SOAP task holds about 100 B per atom of
+its environment beyond dscribe's pair memory (positions, numbers, the ASE copy, the neighbour
+grid): 50 MB at this size, far below a task's budget; what cutting saves is reading: every chunk
+task of a structure read it whole, so a 10⁷-atom structure would be read by each of its hundreds of
+chunk tasks."""
+
+DOMAIN_ATOMS = 1 << 16
+"""Atoms per domain aimed at when a structure is cut: a task reads its domains and their 26
+neighbours (at most about 27 × 65,536 atoms, 42 MB of positions) and keeps only the halo."""
+
+
+BLOCK = 1 << 18
+"""Atoms whose domains are found at a time."""
+
+
+def domain_grid(structure: Structure, width: float, split_atoms: int = SPLIT_ATOMS,
+                domain_atoms: int = DOMAIN_ATOMS) -> np.ndarray:
+    """(3,) int, domains along each cell vector: (1, 1, 1) up to ``split_atoms`` atoms; else about
+    ``len / domain_atoms`` domains, none thinner than ``width`` Å along a split vector."""
+    grid = np.ones(3, np.int64)
+    if len(structure) <= split_atoms:
+        return grid
+    heights = cell_heights(complete_cell(structure))
+    target = -(-len(structure) // domain_atoms)
+    while grid.prod() < target:
+        after = heights / (grid + 1)  # domain thickness once split once more
+        after[after < width] = -1.0
+        axis = int(np.argmax(after))
+        if after[axis] < 0:
+            break
+        grid[axis] += 1
+    return grid
+
+
+def domain_of(structure: Structure, grid: np.ndarray) -> np.ndarray:
+    """(n,) int64, the domain of each atom: ((i · g1) + j) · g2 + k for its cell along each vector
+    (fractional coordinates wrapped along periodic vectors, clipped along open ones)."""
+    domain = np.zeros(len(structure), np.int64)
+    if (grid == 1).all():
+        return domain
+    for lo in range(0, len(structure), BLOCK):  # a block at a time: no (n, 3) temporaries of a huge structure
+        atoms = np.arange(lo, min(lo + BLOCK, len(structure)))
+        cells = np.clip(np.floor(fractional(structure, atoms) * grid).astype(np.int64), 0, grid - 1)
+        domain[atoms] = np.ravel_multi_index(cells.T, grid)
+    return domain
+
+
+def domain_order(structure: Structure, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The atoms in domain order (stable: file order within a domain) and the domains' atom offsets.
+
+    Returns
+    -------
+    order : (n,) int64, stored atom j is ``structure``'s atom ``order[j]``.
+    offsets : (n_domains + 1,) int64, domain d holds stored atoms ``offsets[d]:offsets[d+1]``.
+    """
+    domain = domain_of(structure, grid)
+    order = np.argsort(domain, kind="stable")
+    counts = np.bincount(domain, minlength=int(grid.prod()))
+    return order, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def halo_cells(domains: np.ndarray, grid: np.ndarray, pbc: np.ndarray) -> list[tuple[int, int, tuple[int, int, int]]]:
+    """For each domain in ``domains`` and each of its neighbours (itself included): (domain,
+    neighbour, shift), the shift in cell vectors that brings the neighbour next to the domain
+    (non-zero where a periodic vector wraps). No neighbour beyond an open end, and none along an
+    unsplit vector (the environment stays periodic there)."""
+    out = []
+    for d in np.unique(domains):
+        centre = np.array(np.unravel_index(int(d), grid))
+        steps = [(-1, 0, 1) if grid[a] > 1 else (0,) for a in range(3)]
+        for step in np.array(np.meshgrid(*steps, indexing="ij")).reshape(3, -1).T:
+            cell = centre + step
+            if any(not pbc[a] and not 0 <= cell[a] < grid[a] for a in range(3)):
+                continue
+            shift = np.floor_divide(cell, grid)
+            out.append((int(d), int(np.ravel_multi_index(cell % grid, grid)), tuple(int(s) for s in shift)))
+    return out
+
+
+def environment(centre_domains: np.ndarray, cell: np.ndarray, origin: np.ndarray, pbc: np.ndarray,
+                grid: np.ndarray, width: float, read) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The atoms within ``width`` Å of the domains ``centre_domains``, images included.
+
+    ``read(d)`` returns (positions (m, 3) Å, stored atom rows (m,)) of domain d. Kept is every atom
+    whose fractional coordinates, wrapped into the cell and shifted by whole cell vectors along
+    split periodic vectors, lie within ``width`` (in each split vector's thickness) of a centre
+    domain's box; each (atom, shift) once.
+
+    Returns
+    -------
+    positions : (m, 3) float64 Å, absolute (an atom that is not moved keeps its exact position).
+    rows : (m,) int64, stored atom row of each (an atom may appear more than once, as images).
+    in_place : (m,) bool, the atom itself in the cell (wrapped), not a periodic image: where a
+        centre is.
+    """
+    inverse = np.linalg.inv(cell)
+    split = grid > 1
+    margin = (width / cell_heights(cell))[split]
+    wrap_axes = split & pbc
+    cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    kept_pos, kept_rows, kept_moved, kept_in_place = [], [], [], []
+    for d, neighbour, shift in halo_cells(centre_domains, grid, pbc):
+        if neighbour not in cache:
+            pos, rows = read(neighbour)
+            frac = (pos - origin) @ inverse
+            wrap = np.zeros(frac.shape, np.int64)
+            wrap[:, wrap_axes] = np.floor(frac[:, wrap_axes]).astype(np.int64)
+            cache[neighbour] = (pos, rows, frac - wrap, wrap)
+        pos, rows, frac, wrap = cache[neighbour]
+        box = np.array(np.unravel_index(d, grid))[split]
+        f = frac[:, split] + np.array(shift)[split]
+        inside = np.all((f >= box / grid[split] - margin) & (f < (box + 1) / grid[split] + margin), axis=1)
+        moved = np.array(shift) - wrap[inside]
+        kept_pos.append(pos[inside] + moved @ cell)
+        kept_rows.append(rows[inside])
+        kept_moved.append(moved)
+        kept_in_place.append(np.full(len(moved), not any(shift)))
+    rows, moved = np.concatenate(kept_rows), np.concatenate(kept_moved)
+    first = np.unique(np.column_stack([rows, moved]), axis=0, return_index=True)[1]
+    return np.concatenate(kept_pos)[first], rows[first], np.concatenate(kept_in_place)[first]
