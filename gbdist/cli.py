@@ -27,6 +27,7 @@ from gbdist.workflows.lae import LaeOptions
 from gbdist.workflows.learning import CurveOptions, EvaluateOptions, ExplainOptions, LearnOptions
 from gbdist.workflows.map import MapOptions
 from gbdist.workflows.predict import PredictOptions
+from gbdist.workflows.sites import SiteEnergyOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Learn grain-boundary properties from atomistic structures, at scale.")
@@ -460,6 +461,40 @@ def predict(
         raise typer.Exit(1)
 
 
+@app.command("site-energy")
+def site_energy(
+    store: str = typer.Option(..., "--store", help="store with a finished soap stage (it holds the structures)"),
+    eam: Path = typer.Option(..., "--eam", help=SiteEnergyOptions.model_fields["potential"].description),
+    out: Path = typer.Option(Path("site-energy"), "--out", help="output folder (boundaries.csv, site_energy.json)"),
+    column: str = _option(SiteEnergyOptions, "column", "--column"),
+    window: float = _option(SiteEnergyOptions, "window", "--window"),
+    labels: Optional[str] = _option(SiteEnergyOptions, "labels", "--labels"),
+    prop: str = _option(SiteEnergyOptions, "property", "--property"),
+    workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER, cluster_file: Optional[Path] = CLUSTER,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Per-atom excess energies (eV, against each structure's own bulk) under an EAM potential, on the
+    workers, into a per-atom column of the store; each boundary's energy as their sum within --window
+    of its plane over its area, compared with --labels when given."""
+    from gbdist.workflows.sites import site_energies
+
+    _setup_logging(verbose)
+    with _user_errors():
+        options = SiteEnergyOptions(potential=str(eam), column=column, window=window, labels=labels, property=prop)
+        result = site_energies(store, out, options, _cluster_config(workers, scheduler, cluster_file))
+    table, report = result.boundaries, result.report
+    console.print(f"site energies of {report.atoms:,} atoms in column {report.column!r}, {report.wall_s:.1f} s; "
+                  f"{int(table['energy'].notna().sum())} boundary energies in {out / 'boundaries.csv'}")
+    if result.within_2_percent is not None:
+        scored = int(table["relative_error"].notna().sum())
+        console.print(f"within 2% of the labels: {result.within_2_percent} of {scored}; median |error| "
+                      f"{100 * table['relative_error'].abs().median():.2f}%")
+    for failure in report.failures:
+        console.print(f"[red]{failure['error']}[/red]")
+    if report.failures:
+        raise typer.Exit(1)
+
+
 @app.command("map")
 def map_command(
     store: str = typer.Option(..., "--store", help="store with a finished soap stage"),
@@ -494,9 +529,12 @@ def map_command(
     console.print(f"{len(result.pictures)} pictures; report: {result.report}")
     if result.chemiscope:
         c = result.chemiscope
-        console.print(f"chemiscope: {c['path']}: {c['environments']:,} LAEs ({c['unique_laes']} unique LAEs) in "
-                      f"{c['structures']} boundary regions of {c['atoms']:,} atoms; {c['bytes'] / 1e6:.1f} MB, "
-                      f"{c['wall_s']:.1f} s")
+        which = f"{c['unique_laes']} unique LAEs" if "unique_laes" in c else f"{c['novel']:,} novel"
+        console.print(f"chemiscope: {c['path']}: {c['environments']:,} LAEs ({which}) in {c['structures']} boundary "
+                      f"regions of {c['atoms']:,} atoms; {c['bytes'] / 1e6:.1f} MB, {c['wall_s']:.1f} s; "
+                      f"properties: {', '.join(c['properties'])}")
+        if c["left_out"]:
+            console.print(f"[yellow]left out (not every environment has a value): {', '.join(c['left_out'])}[/yellow]")
 
 
 @app.command()

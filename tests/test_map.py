@@ -80,11 +80,14 @@ def test_chemiscope_dataset_holds_every_unique_lae_inside_its_atoms(store_copy, 
 
     chemiscope = pytest.importorskip("chemiscope", reason="chemiscope is an optional extra: pip install "
                                      "'gbdist[chemiscope]'")
+    import pandas as pd
+
     from gbdist.io.read import read_structure
 
-    store, _ = store_copy
+    store, labels_csv = store_copy
     path = tmp_path / "map.json.gz"
-    result = map_store(store, tmp_path / "map", MapOptions(components=3, chemiscope=str(path), chemiscope_size=1500),
+    result = map_store(store, tmp_path / "map", MapOptions(components=3, chemiscope=str(path), chemiscope_size=1500,
+                                                           labels=str(labels_csv)),
                        ClusterConfig(scheduler=scheduler_address))
     group = zarr.open_group(store, mode="r")
     labels, n_unique = group["lae_eps_0.0320/label"][:], group["lae_eps_0.0320/unique/count"].shape[0]
@@ -93,7 +96,11 @@ def test_chemiscope_dataset_holds_every_unique_lae_inside_its_atoms(store_copy, 
     assert result.chemiscope["environments"] == len(envs)
     assert 1500 - n_unique <= len(envs) <= 1500 < len(labels)  # each unique LAE's share is rounded down
     assert {int(v) for v in props["unique LAE"]["values"]} == set(range(n_unique))  # every unique LAE shown
-    assert sorted(props) == ["PC1", "PC2", "PC3", "boundary", "structure type", "unique LAE"]
+    assert sorted(props) == ["PC1", "PC2", "PC3", "boundary", "c_cna", "disordered", "energy", "structure type", "type",
+                             "unique LAE"]  # the labels of each boundary, the per-atom columns of each centre
+    assert result.chemiscope["left_out"] == []
+    labels = pd.read_csv(labels_csv, dtype={"id": str}).set_index("id")
+    np.testing.assert_allclose(props["energy"]["values"], labels.loc[props["boundary"]["values"], "energy"])
     assert data["settings"]["map"]["color"]["property"] == "unique LAE"
     # each environment's centre is its LAE's atom: same element, and its neighbours within r_cut are there
     coords = group["map/coords"][:]
@@ -106,6 +113,7 @@ def test_chemiscope_dataset_holds_every_unique_lae_inside_its_atoms(store_copy, 
         assert props["boundary"]["values"][k] == str(gb_ids[gb])
         structure = read_structure(str(sources[gb]))
         centre = np.flatnonzero(structure.ids == int(group["lae/atom"][row]))[0]
+        assert props["c_cna"]["values"][k] == structure.extras["c_cna"][centre]
         s = data["structures"][env["structure"]]
         x = np.array([s["x"][env["center"]], s["y"][env["center"]], s["z"][env["center"]]])
         np.testing.assert_allclose(x, structure.positions[centre] - structure.origin, atol=1e-6)

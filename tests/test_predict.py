@@ -212,7 +212,7 @@ def test_a_bundle_of_older_featomic_rows_is_refused_with_the_reason(layout):
 
 
 def test_a_moved_store_whose_inputs_are_deleted_still_explains_maps_predicts_and_opens(
-        bundle, tmp_path, scheduler_address):
+        bundle, learning_store, tmp_path, scheduler_address):
     from gbdist.explain.report import explain
     from gbdist.io import read_structure
     from gbdist.learning.labels import align_labels, load_labels
@@ -259,3 +259,14 @@ def test_a_moved_store_whose_inputs_are_deleted_still_explains_maps_predicts_and
     annotated = ase.io.read(tmp_path / "predict" / "annotated" / "mv3.extxyz")
     lo, hi = zarr.open_group(str(store), mode="r")["gb/offset"][3:5]
     assert len(annotated) == hi - lo
+
+    # the predicted store on the training store's map, as a chemiscope dataset coloured by novelty
+    pytest.importorskip("chemiscope", reason="chemiscope is an optional extra: pip install 'gbdist[chemiscope]'")
+    base = tmp_path / "train.zarr"
+    shutil.copytree(learning_store[0], base)
+    map_store(str(base), tmp_path / "base-map", MapOptions(components=3), cluster)
+    placed = map_store(str(store), tmp_path / "onto", MapOptions(onto=str(base), chemiscope=str(tmp_path / "o.json.gz")),
+                       cluster)
+    assigned = zarr.open_group(str(store), mode="r")["assigned/label"][:]
+    assert placed.chemiscope["environments"] == len(assigned)  # fewer rows than a sample: all of them
+    assert {"novel", "nearest unique LAE", "similarity"} <= set(placed.chemiscope["properties"])

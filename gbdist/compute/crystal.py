@@ -70,6 +70,10 @@ def fractional(structure: Structure, atoms: np.ndarray | None = None) -> np.ndar
     return frac
 
 
+BLOCK = 1 << 18
+"""Atoms whose periodic images are found at a time."""
+
+
 def periodic_images(structure: Structure, reach: float, atoms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``atoms`` (indices, default all; wrapped into the cell along periodic axes) and their
     periodic images within ``reach`` Å of the cell: (positions (m, 3) float64, atom index of each
@@ -80,21 +84,28 @@ def periodic_images(structure: Structure, reach: float, atoms: np.ndarray | None
     if not pbc.any():
         return structure.positions[index0] - structure.origin, index0
     cell = complete_cell(structure)
-    frac = fractional(structure, index0)
     heights = cell_heights(cell)
     margin = np.where(pbc, reach / np.where(heights > 0, heights, 1.0), 0.0)
     ranges = [range(-int(np.ceil(m)), int(np.ceil(m)) + 1) if p else range(1) for m, p in zip(margin, pbc)]
-    parts, index = [frac @ cell], [index0]
-    near = np.flatnonzero(np.any(((frac < margin) | (frac >= 1.0 - margin)) & pbc, axis=1))  # only these have images
-    frac, index0 = frac[near], index0[near]
-    for shift in itertools.product(*ranges):
-        if not any(shift):
-            continue
-        s = frac + np.array(shift, np.float64)
-        keep = np.all((s >= -margin) & (s < 1.0 + margin) | ~pbc, axis=1)
-        parts.append(s[keep] @ cell)
-        index.append(index0[keep])
-    return np.concatenate(parts), np.concatenate(index)
+    shifts = [np.array(shift, np.float64) for shift in itertools.product(*ranges) if any(shift)]
+    parts, index = [[] for _ in shifts], [[] for _ in shifts]  # images by shift, in atom order
+    for lo in range(0, len(index0), BLOCK):  # a block at a time: no (n, 3) temporaries of a large structure
+        atoms_here = index0[lo:lo + BLOCK]
+        frac = fractional(structure, atoms_here)
+        near = np.flatnonzero(np.any(((frac < margin) | (frac >= 1.0 - margin)) & pbc, axis=1))  # only these have images
+        for k, shift in enumerate(shifts):
+            moved = frac[near] + shift
+            keep = np.all((moved >= -margin) & (moved < 1.0 + margin) | ~pbc, axis=1)
+            parts[k].append(moved[keep] @ cell)
+            index[k].append(atoms_here[near][keep])
+    images = [p for by_shift in parts for p in by_shift]
+    out = np.empty((len(index0) + sum(len(p) for p in images), 3))
+    for lo in range(0, len(index0), BLOCK):  # the atoms themselves, wrapped, straight into the result
+        hi = min(lo + BLOCK, len(index0))
+        out[lo:hi] = fractional(structure, index0[lo:hi]) @ cell
+    if images:
+        out[len(index0):] = np.concatenate(images)
+    return out, np.concatenate([index0, *(i for by_shift in index for i in by_shift)]).astype(np.int64)
 
 
 def atoms_within(structure: Structure, atoms: np.ndarray, reach: float) -> np.ndarray:

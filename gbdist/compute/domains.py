@@ -97,14 +97,30 @@ def halo_cells(domains: np.ndarray, grid: np.ndarray, pbc: np.ndarray) -> list[t
     return out
 
 
-def environment(centre_domains: np.ndarray, cell: np.ndarray, origin: np.ndarray, pbc: np.ndarray,
-                grid: np.ndarray, width: float, read) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The atoms within ``width`` Å of the domains ``centre_domains``, images included.
+def centre_order(structure: Structure, grid: np.ndarray, centres: np.ndarray, domains: np.ndarray,
+                 width: float) -> np.ndarray:
+    """``centres`` (indices, by atom id) in row order: by their ``domains`` (as stored), then, in a
+    cut structure, by cells of about twice ``width`` (raster order), so that a few hundred
+    consecutive rows are spatially compact and their environment small; by atom id within a cell."""
+    if (grid == 1).all():
+        return centres
+    heights = cell_heights(complete_cell(structure))
+    fine = grid * np.maximum(1, np.floor(heights / grid / (2 * width))).astype(np.int64)
+    cells = np.clip(np.floor(fractional(structure, centres) * fine).astype(np.int64), 0, fine - 1)
+    return centres[np.lexsort((np.ravel_multi_index(cells.T, fine), domains))]  # stable: by id within a cell
 
-    ``read(d)`` returns (positions (m, 3) Å, stored atom rows (m,)) of domain d. Kept is every atom
-    whose fractional coordinates, wrapped into the cell and shifted by whole cell vectors along
-    split periodic vectors, lie within ``width`` (in each split vector's thickness) of a centre
-    domain's box; each (atom, shift) once.
+
+def environment(boxes: dict[int, tuple[np.ndarray, np.ndarray]], cell: np.ndarray, origin: np.ndarray,
+                pbc: np.ndarray, grid: np.ndarray, width: float, read,
+                cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The atoms within ``width`` Å of a set of centres, images included.
+
+    ``boxes`` maps each domain holding centres to their fractional bounding box (lo (3,), hi (3,),
+    wrapped into the cell along split periodic vectors). ``read(d)`` returns (positions (m, 3) Å,
+    stored atom rows (m,)) of domain d; ``cache`` keeps what was read for the next call. Kept is
+    every atom of those domains and their neighbours whose fractional coordinates, wrapped and
+    shifted by whole cell vectors along split periodic vectors, lie within ``width`` (in each split
+    vector's thickness) of a box; each (atom, shift) once.
 
     Returns
     -------
@@ -113,23 +129,19 @@ def environment(centre_domains: np.ndarray, cell: np.ndarray, origin: np.ndarray
     in_place : (m,) bool, the atom itself in the cell (wrapped), not a periodic image: where a
         centre is.
     """
-    inverse = np.linalg.inv(cell)
     split = grid > 1
     margin = (width / cell_heights(cell))[split]
-    wrap_axes = split & pbc
-    cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    cache = {} if cache is None else cache
     kept_pos, kept_rows, kept_moved, kept_in_place = [], [], [], []
-    for d, neighbour, shift in halo_cells(centre_domains, grid, pbc):
+    for d, neighbour, shift in halo_cells(np.array(sorted(boxes)), grid, pbc):
         if neighbour not in cache:
             pos, rows = read(neighbour)
-            frac = (pos - origin) @ inverse
-            wrap = np.zeros(frac.shape, np.int64)
-            wrap[:, wrap_axes] = np.floor(frac[:, wrap_axes]).astype(np.int64)
-            cache[neighbour] = (pos, rows, frac - wrap, wrap)
+            frac, wrap = wrapped_fractional(pos, cell, origin, split & pbc)
+            cache[neighbour] = (pos, rows, frac, wrap)
         pos, rows, frac, wrap = cache[neighbour]
-        box = np.array(np.unravel_index(d, grid))[split]
+        lo, hi = boxes[d]
         f = frac[:, split] + np.array(shift)[split]
-        inside = np.all((f >= box / grid[split] - margin) & (f < (box + 1) / grid[split] + margin), axis=1)
+        inside = np.all((f >= lo[split] - margin) & (f <= hi[split] + margin), axis=1)
         moved = np.array(shift) - wrap[inside]
         kept_pos.append(pos[inside] + moved @ cell)
         kept_rows.append(rows[inside])
@@ -138,3 +150,13 @@ def environment(centre_domains: np.ndarray, cell: np.ndarray, origin: np.ndarray
     rows, moved = np.concatenate(kept_rows), np.concatenate(kept_moved)
     first = np.unique(np.column_stack([rows, moved]), axis=0, return_index=True)[1]
     return np.concatenate(kept_pos)[first], rows[first], np.concatenate(kept_in_place)[first]
+
+
+def wrapped_fractional(positions: np.ndarray, cell: np.ndarray, origin: np.ndarray,
+                       wrap_axes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fractional coordinates (m, 3) wrapped into [0, 1) along ``wrap_axes``, and the whole cell
+    vectors (m, 3) int64 taken off to wrap them."""
+    frac = (positions - origin) @ np.linalg.inv(cell)
+    wrap = np.zeros(frac.shape, np.int64)
+    wrap[:, wrap_axes] = np.floor(frac[:, wrap_axes]).astype(np.int64)
+    return frac - wrap, wrap

@@ -64,7 +64,33 @@ def boundary_region(store: str, gb: int, atom_ids: np.ndarray, reach: float, sto
     return atoms, np.searchsorted(keep, centres)
 
 
-def write_chemiscope(path, regions: list, properties: dict, r_cut: float, name: str, description: str) -> None:
+def finite_properties(candidates: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The numeric ``candidates`` (name → values per environment) with a value for every environment,
+    and the names of those left out (a NaN is not valid JSON, and chemiscope takes no gap)."""
+    kept, left = {}, []
+    for name, values in candidates.items():
+        values = np.asarray(values)
+        if values.dtype.kind in "fc" and not np.isfinite(values).all():
+            left.append(name)
+        else:
+            kept[name] = values.astype(np.float64) if values.dtype.kind in "iuf" else [str(v) for v in values]
+    return kept, left
+
+
+def label_properties(properties: list, gb_of_row: np.ndarray, n_gb: int) -> dict[str, np.ndarray]:
+    """Per-boundary labels (``gbdist.learning.labels.Property``, aligned to the store) as values per
+    environment: the label of each row's boundary (a class label as its class value); NaN for a
+    boundary without one."""
+    out = {}
+    for prop in properties:
+        per_gb = np.full(n_gb, np.nan)
+        per_gb[prop.rows] = np.asarray(prop.classes, np.float64)[prop.y] if prop.classes else prop.y
+        out[prop.name] = per_gb[gb_of_row]
+    return out
+
+
+def write_chemiscope(path, regions: list, properties: dict, r_cut: float, name: str, description: str,
+                     colour: str = "unique LAE") -> None:
     """Write the chemiscope input to ``path`` (gzip-compressed where it ends with .gz) with chemiscope's
     ``write_input``: one structure per boundary region, one environment per sampled row.
 
@@ -77,7 +103,7 @@ def write_chemiscope(path, regions: list, properties: dict, r_cut: float, name: 
         structures.append(atoms)
         environments.extend((s, int(i), r_cut) for i in local)
     props = {key: {"target": "atom", "values": values} for key, values in properties.items()}
-    settings = chemiscope.quick_settings(x="PC1", y="PC2", map_color="unique LAE", target="atom")
+    settings = chemiscope.quick_settings(x="PC1", y="PC2", map_color=colour, target="atom")
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         chemiscope.write_input(str(path), structures=structures, environments=environments, properties=props,

@@ -27,6 +27,15 @@ def cell_heights(cell: np.ndarray) -> np.ndarray:
     return np.divide(volume, areas, out=np.zeros(3), where=areas > 0)
 
 
+BLOCK = 1 << 18
+"""Atoms a check handles at a time."""
+
+
+def _blocks(n: int):
+    """Slices of ``BLOCK`` atoms covering range(n)."""
+    return [slice(lo, min(lo + BLOCK, n)) for lo in range(0, n, BLOCK)]
+
+
 def check_inside_box(structure: Structure, tolerance: float) -> None:
     """Refuse an atom farther than ``tolerance`` Å outside the box along a non-periodic axis.
 
@@ -39,9 +48,11 @@ def check_inside_box(structure: Structure, tolerance: float) -> None:
     heights = cell_heights(structure.cell)
     if not len(open_axes) or not heights.all():
         return
-    frac = np.linalg.solve(structure.cell.T, (structure.positions - structure.origin).T).T
+    inverse = np.linalg.inv(structure.cell)
     for axis in open_axes:
-        outside = np.maximum(-frac[:, axis], frac[:, axis] - 1.0) * heights[axis]
+        frac = np.concatenate([(structure.positions[block] - structure.origin) @ inverse[:, axis]
+                               for block in _blocks(len(structure))])  # (n,), no (n, 3) temporaries
+        outside = np.maximum(-frac, frac - 1.0) * heights[axis]
         bad = np.flatnonzero(outside > tolerance)
         if len(bad):
             i = bad[np.argmax(outside[bad])]
@@ -76,28 +87,30 @@ def check_min_distance(structure: Structure, min_distance: float = MIN_DISTANCE)
 
 def _with_periodic_images(structure: Structure, reach: float) -> tuple[np.ndarray, np.ndarray]:
     """Positions (wrapped into the cell along periodic axes) plus the images of atoms within
-    ``reach`` Å of a periodic face; (m, 3) Å and (m,) the index of the atom each point is."""
+    ``reach`` Å of a periodic face; (m, 3) Å and (m,) the index of the atom each point is. Built a
+    block of atoms at a time: a large structure costs its points, not (n, 3) temporaries."""
     cell, pbc = structure.cell, structure.pbc
     heights = cell_heights(cell)
     if not pbc.any() or not heights.all():
         return structure.positions, np.arange(len(structure))
-    frac = np.linalg.solve(cell.T, (structure.positions - structure.origin).T).T
-    frac[:, pbc] %= 1.0
+    inverse = np.linalg.inv(cell)
     near = np.minimum(np.where(pbc, reach / np.where(heights > 0, heights, 1.0), 0.0), 1.0)
-    points, index = [frac], [np.arange(len(frac))]
     periodic = np.flatnonzero(pbc)
-    for shift in itertools.product((-1, 0, 1), repeat=len(periodic)):
-        if not any(shift):
-            continue
-        s = np.zeros(3)
-        s[periodic] = shift
-        # an image shifted by +1 is near the cell only if the atom is near the lower face, and so on
-        keep = np.ones(len(frac), bool)
-        for axis, step in zip(periodic, shift):
-            if step == 1:
-                keep &= frac[:, axis] < near[axis]
-            elif step == -1:
-                keep &= frac[:, axis] > 1.0 - near[axis]
-        points.append(frac[keep] + s)
-        index.append(np.flatnonzero(keep))
-    return np.concatenate(points) @ cell, np.concatenate(index)
+    shifts = [s for s in itertools.product((-1, 0, 1), repeat=len(periodic)) if any(s)]
+    wrapped = np.empty((len(structure), 3))
+    points, index = [[] for _ in shifts], [[] for _ in shifts]  # by shift, as the images are ordered
+    for block in _blocks(len(structure)):
+        frac = (structure.positions[block] - structure.origin) @ inverse
+        frac[:, pbc] %= 1.0
+        wrapped[block] = frac @ cell
+        for k, shift in enumerate(shifts):
+            # an image shifted by +1 is near the cell only if the atom is near the lower face, and so on
+            keep = np.ones(len(frac), bool)
+            for axis, step in zip(periodic, shift):
+                keep &= frac[:, axis] < near[axis] if step == 1 else frac[:, axis] > 1.0 - near[axis]
+            s = np.zeros(3)
+            s[periodic] = shift
+            points[k].append((frac[keep] + s) @ cell)
+            index[k].append(np.flatnonzero(keep) + block.start)
+    return (np.concatenate([wrapped, *(p for parts in points for p in parts)]),
+            np.concatenate([np.arange(len(structure)), *(i for parts in index for i in parts)]).astype(np.int64))

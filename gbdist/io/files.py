@@ -25,6 +25,20 @@ def open_bytes(path: str | os.PathLike) -> bytes:
     return data
 
 
+_OPEN = {b"\xfd7zXZ\x00": lzma.open, b"\x1f\x8b": gzip.open, b"BZh": bz2.open}
+
+
+def open_stream(path: str | os.PathLike):
+    """A binary file object of the file's content, decompressing as it is read (by its magic
+    bytes: xz, gzip, bzip2) or as is: a reader that never holds the whole text."""
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    for magic, opener in _OPEN.items():
+        if head.startswith(magic):
+            return opener(path, "rb")
+    return open(path, "rb", buffering=1 << 20)
+
+
 def structure_id(path: str | os.PathLike) -> str:
     """Identifier of the structure in a file: its name less compression and dump suffixes.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -19,41 +20,39 @@ def is_lammps_dump(text_head: bytes) -> bool:
     return text_head.lstrip().startswith(b"ITEM: TIMESTEP")
 
 
-def _frames(data: bytes):
-    """Yield (timestep, start, end) for every frame of a dump: offsets into ``data``, nothing copied."""
-    starts = []
-    pos = data.find(b"ITEM: TIMESTEP")
-    while pos >= 0:
-        starts.append(pos)
-        pos = data.find(b"ITEM: TIMESTEP", pos + 1)
-    for k, start in enumerate(starts):
-        end = starts[k + 1] if k + 1 < len(starts) else len(data)
-        lines = data[start:min(end, start + 200)].split(b"\n", 2)
-        try:
-            step = int(lines[1])
-        except (IndexError, ValueError):
-            step = None
-        yield step, start, end
-
-
-class _Region(io.RawIOBase):
-    """Bytes [start, stop) of ``data`` as a read-only stream that copies only what is read."""
-
-    def __init__(self, data: bytes, start: int, stop: int):
-        self.view, self.pos = memoryview(data)[start:stop], 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = min(len(buffer), len(self.view) - self.pos)
-        buffer[:n] = self.view[self.pos:self.pos + n]
-        self.pos += n
-        return n
+def _frame_header(stream, first: bytes) -> tuple[int | None, dict[bytes, tuple[bytes, list[bytes]]], bytes]:
+    """Read one frame's header from ``stream``, whose ``ITEM: TIMESTEP`` line ``first`` was just read,
+    up to its ``ITEM: ATOMS`` line: (timestep or None, {item key: (header, body lines)}, the line
+    that ended it: the ATOMS line, another frame's TIMESTEP line, or b"" at the end)."""
+    items: dict[bytes, tuple[bytes, list[bytes]]] = {}
+    step_line = stream.readline()
+    try:
+        step = int(step_line)
+    except ValueError:
+        step = None
+    line = stream.readline()
+    while line and not line.startswith(b"ITEM: TIMESTEP"):
+        if line.startswith(b"ITEM: "):
+            header = line[6:].rstrip(b"\r\n")
+            items[b" ".join(header.split()[:2])] = (header, [])
+            if header.startswith(b"ATOMS"):
+                return step, items, line
+        elif items:
+            items[next(reversed(items))][1].append(line)
+        line = stream.readline()
+    return step, items, line
 
 
 ROWS_PER_BLOCK = 1 << 18
 """Atom lines parsed at a time: the parser's working memory is a block's table, not the dump's."""
+
+
+def _count(items: dict) -> int | None:
+    """The frame's atom count from its NUMBER OF ATOMS item, or None if it has none readable."""
+    try:
+        return int(b"".join(items[b"NUMBER OF"][1]).split()[0])
+    except (KeyError, IndexError, ValueError):
+        return None
 
 
 def _box(source: str, header: bytes, lines: list[bytes]):
@@ -84,45 +83,90 @@ def _box(source: str, header: bytes, lines: list[bytes]):
     return cell, lo, pbc
 
 
-def _atom_table(data: bytes, start: int, end: int, columns: list[str], pos_cols: tuple[str, ...], n: int,
-                source: str) -> dict[str, np.ndarray]:
-    """The atom lines in ``data[start:end]`` parsed ``ROWS_PER_BLOCK`` at a time into one array per column
-    (integer columns int64, others float64, ``element`` a ``pd.Categorical``) and ``positions`` (n, 3) from
-    ``pos_cols``: peak memory is the arrays plus one block, never a copy of the text.
+READ_BYTES = 1 << 23
+"""Bytes of text read at a time (whole lines of it are parsed; the rest carried to the next read)."""
+
+
+class _FrameLines:
+    """The atom lines of one frame, from a binary stream just past its ``ITEM: ATOMS`` line: whole
+    lines in blocks of at most ``READ_BYTES``, up to a count; the frame ends at a line starting
+    ``ITEM:`` or at the end of the stream."""
+
+    def __init__(self, stream):
+        self.stream, self.carry, self.ended = stream, b"", False
+
+    def take(self, n: int) -> bytes:
+        """At most ``n`` more lines (fewer where the frame ends first), joined."""
+        text = self.carry
+        while not self.ended:
+            cut = text.find(b"ITEM:")
+            if cut >= 0:  # the next frame (or a section) starts: this frame's lines end here
+                text, self.ended = text[:cut], True
+                break
+            newlines = np.flatnonzero(np.frombuffer(text, np.uint8) == 10)
+            if len(newlines) >= n:
+                end = int(newlines[n - 1]) + 1
+                self.carry = text[end:]
+                return text[:end]
+            more = self.stream.read(READ_BYTES)
+            if not more:
+                self.ended = True
+                break
+            text += more
+        self.carry = b""
+        return text
+
+    def rest(self) -> int:
+        """Non-blank lines left in the frame: atom lines beyond the header's count."""
+        extra = 0
+        for line in itertools.chain(self.carry.splitlines(), () if self.ended else self.stream):
+            if line.startswith(b"ITEM:"):
+                break
+            extra += bool(line.strip())
+        return extra
+
+
+def _atom_table(stream, columns: list[str], pos_cols: tuple[str, ...], n: int, source: str) -> dict[str, np.ndarray]:
+    """The frame's atom lines, read from ``stream`` ``ROWS_PER_BLOCK`` at a time and parsed into one
+    array per column (integer columns int64, others float64, ``element`` a ``pd.Categorical``) and
+    ``positions`` (n, 3) from ``pos_cols``: peak memory is the arrays plus one block, never the text.
 
     Raises
     ------
     StructureError
-        If there are more or fewer than ``n`` lines, a malformed line, or a non-numeric value.
+        If the frame has more or fewer than ``n`` lines, a malformed line, or a non-numeric value.
     """
     positions = np.empty((n, 3))
     out = {c: np.empty(n) for c in columns if c not in pos_cols and c != "element"}
     integer = dict.fromkeys(out, True)
     symbols = []
-    stream = io.BufferedReader(_Region(data, start, end), buffer_size=1 << 20)
+    lines = _FrameLines(stream)
     filled = 0
-    try:
-        for block in pd.read_csv(stream, sep=r"\s+", header=None, names=columns, engine="c",
-                                 chunksize=ROWS_PER_BLOCK, dtype={"element": str} if "element" in columns else None):
-            bad = [c for c in block.columns if c != "element" and not pd.api.types.is_numeric_dtype(block[c])]
-            if bad:
-                raise StructureError(source, f"non-numeric values in column(s) {bad}")
-            m = len(block)
-            if filled + m <= n:
-                rows = slice(filled, filled + m)
-                positions[rows] = block[list(pos_cols)].to_numpy(dtype=np.float64)
-                for c, values in out.items():
-                    values[rows] = block[c].to_numpy(dtype=np.float64)
-                    integer[c] &= pd.api.types.is_integer_dtype(block[c])
-                if "element" in block:
-                    symbols.append(pd.Categorical(block["element"]))
-            filled += m
-    except pd.errors.EmptyDataError:
-        raise StructureError(source, f"truncated dump: header says {n} atoms, found 0") from None
-    except (pd.errors.ParserError, ValueError) as err:
-        raise StructureError(source, f"malformed atom lines ({str(err).splitlines()[0]})") from None
-    if filled != n:
-        raise StructureError(source, f"atom count {filled} ≠ header's {n} (truncated or corrupt dump)")
+    while filled < n:
+        text = lines.take(min(ROWS_PER_BLOCK, n - filled))
+        if not text.strip():
+            break
+        try:
+            block = pd.read_csv(io.BytesIO(text), sep=r"\s+", header=None, names=columns, engine="c",
+                                dtype={"element": str} if "element" in columns else None)
+        except (pd.errors.ParserError, ValueError) as err:
+            raise StructureError(source, f"malformed atom lines ({str(err).splitlines()[0]})") from None
+        bad = [c for c in block.columns if c != "element" and not pd.api.types.is_numeric_dtype(block[c])]
+        if bad:
+            raise StructureError(source, f"non-numeric values in column(s) {bad}")
+        rows = slice(filled, filled + len(block))
+        positions[rows] = block[list(pos_cols)].to_numpy(dtype=np.float64)
+        for c, values in out.items():
+            values[rows] = block[c].to_numpy(dtype=np.float64)
+            integer[c] &= pd.api.types.is_integer_dtype(block[c])
+        if "element" in block:
+            symbols.append(pd.Categorical(block["element"]))
+        filled += len(block)
+    if filled == 0:
+        raise StructureError(source, f"truncated dump: header says {n} atoms, found 0")
+    extra = 0 if filled < n else lines.rest()
+    if filled != n or extra:
+        raise StructureError(source, f"atom count {filled + extra} ≠ header's {n} (truncated or corrupt dump)")
     for c in [c for c in out if integer[c]]:  # one column at a time: one copy alive, not all
         out[c] = out[c].astype(np.int64)
     table = out
@@ -162,18 +206,25 @@ def _elements(source: str, table: dict[str, np.ndarray], element: str | None, ty
     return np.full(len(table["id"]), number(element))
 
 
-def parse_lammps_dump(
-    data: bytes,
+def parse_lammps_dump(data: bytes, source: str, timestep: int | None = None, element: str | None = None,
+                      type_map: dict[int, str] | None = None) -> Structure:
+    """``parse_lammps_stream`` of a dump's (decompressed) content in memory."""
+    return parse_lammps_stream(io.BytesIO(data), source, timestep, element, type_map)
+
+
+def parse_lammps_stream(
+    stream,
     source: str,
     timestep: int | None = None,
     element: str | None = None,
     type_map: dict[int, str] | None = None,
 ) -> Structure:
-    """Parse one frame of a LAMMPS text dump.
+    """Parse one frame of a LAMMPS text dump read from the binary ``stream`` (a file, plain or
+    decompressing), line blocks at a time: the text is never held whole.
 
     Parameters
     ----------
-    data : the (decompressed) file content.
+    stream : a binary file object at the start of the dump.
     source : file name for messages.
     timestep : frame to read; None reads the first.
     element, type_map : how to name atoms when the dump has no ``element`` column.
@@ -182,36 +233,35 @@ def parse_lammps_dump(
     (``type`` and e.g. ``c_cna``, ``c_csd``). Positions are Cartesian Å (scaled
     coordinates are converted).
     """
-    frame = None
-    steps = []
-    for step, start, end in _frames(data):
+    steps, line = [], stream.readline()
+    while line and not line.startswith(b"ITEM: TIMESTEP"):
+        line = stream.readline()
+    items = None
+    while line:
+        step, frame_items, line = _frame_header(stream, line)
         steps.append(step)
         if timestep is None or step == timestep:
-            frame = start, end
+            items = frame_items
             break
-    if frame is None:
+        n = _count(frame_items)
+        if line.startswith(b"ITEM: ATOMS") and n:
+            for _ in itertools.islice(stream, n):  # skip this frame's atom lines
+                pass
+        line = stream.readline()
+        while line and not line.startswith(b"ITEM: TIMESTEP"):
+            line = stream.readline()
+    if items is None:
         if not steps:
             raise StructureError(source, "empty or not a LAMMPS dump (no 'ITEM: TIMESTEP')")
         raise StructureError(source, f"no timestep {timestep}; the dump has {steps[:10]}")
-
-    start, end = frame
-    atoms_at = data.find(b"ITEM: ATOMS", start, end)
-    head_end = data.find(b"\n", atoms_at, end) if atoms_at >= 0 else end
-    head_end = end if head_end < 0 else head_end
-    items: dict[bytes, tuple[bytes, bytes]] = {}
-    for chunk in data[start:head_end].split(b"ITEM: ")[1:]:  # the header only: no atom line is copied
-        header, _, body = chunk.partition(b"\n")
-        key = b" ".join(header.split()[:2])
-        items[key] = (header, body)
     for key in (b"NUMBER OF", b"BOX BOUNDS", b"ATOMS"):
         if not any(k.startswith(key) for k in items):
             raise StructureError(source, f"truncated dump: no 'ITEM: {key.decode()}' section")
-    try:
-        n_header = int(items[b"NUMBER OF"][1].split()[0])
-    except (KeyError, IndexError, ValueError):
-        raise StructureError(source, "bad 'NUMBER OF ATOMS' section") from None
+    n_header = _count(items)
+    if n_header is None:
+        raise StructureError(source, "bad 'NUMBER OF ATOMS' section")
     box_header, box_body = items[b"BOX BOUNDS"]
-    cell, origin, pbc = _box(source, b"ITEM: " + box_header, box_body.strip().split(b"\n")[:3])
+    cell, origin, pbc = _box(source, b"ITEM: " + box_header, [b.strip() for b in box_body if b.strip()][:3])
 
     atoms_key = next(k for k in items if k.startswith(b"ATOMS"))
     columns = [c.decode() for c in items[atoms_key][0].split()[1:]]
@@ -224,7 +274,7 @@ def parse_lammps_dump(
         raise StructureError(source, f"no position columns (x y z, xu yu zu or xs ys zs) among {columns}")
     if "id" not in columns:
         raise StructureError(source, f"no 'id' column among {columns}")
-    table = _atom_table(data, head_end + 1, end, columns, pos_cols, n_header, source)
+    table = _atom_table(stream, columns, pos_cols, n_header, source)
     positions = table.pop("positions")
     if not np.all(np.isfinite(positions)):
         raise StructureError(source, "NaN or inf in atom positions (or missing values)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import lzma
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gbdist.errors import StructureError
 from gbdist.io.checks import check_inside_box, check_min_distance
-from gbdist.io.files import open_bytes
-from gbdist.io.lammps import is_lammps_dump, parse_lammps_dump
+from gbdist.io.files import open_bytes, open_stream
+from gbdist.io.lammps import is_lammps_dump, parse_lammps_stream
 from gbdist.structure import Structure
 
 
@@ -54,20 +55,23 @@ def read_structure(path: str | os.PathLike, params: ReadParams | None = None) ->
     params = params or ReadParams()
     name = Path(path).name
     try:
-        data = open_bytes(path)
+        with open_stream(path) as stream:
+            head = stream.read(200)
+            if not head.strip() and not stream.read(1 << 16).strip():
+                raise StructureError(name, "empty file")
+            if is_lammps_dump(head):  # parsed as it is read: the text is never held whole
+                stream.seek(0)
+                structure = parse_lammps_stream(stream, name, params.timestep, params.element, params.type_map)
+            else:
+                structure = None
+        if structure is None:
+            structure = _read_with_ase(open_bytes(path), path, name)
+        else:
+            check_inside_box(structure, params.box_tolerance)
     except FileNotFoundError:
         raise StructureError(name, "no such file") from None
-    except (OSError, EOFError, ValueError, lzma.LZMAError) as err:  # truncated or corrupt archives
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as err:  # truncated or corrupt archives
         raise StructureError(name, f"cannot read or decompress ({err})") from None
-    if not data.strip():
-        raise StructureError(name, "empty file")
-    if is_lammps_dump(data[:200]):
-        structure = parse_lammps_dump(data, name, params.timestep, params.element, params.type_map)
-        del data  # the text is not needed past here: a large structure's checks run without it
-        check_inside_box(structure, params.box_tolerance)
-    else:
-        structure = _read_with_ase(data, path, name)
-        del data
     check_min_distance(structure)
     PARSED["files"] += 1
     PARSED["atoms"] += len(structure)

@@ -26,7 +26,7 @@ from dask.base import tokenize
 from pydantic import BaseModel, ConfigDict, Field
 
 from gbdist.compute.asr import gb_row_sums
-from gbdist.compute.domains import DOMAIN_ATOMS, SPLIT_ATOMS, domain_grid, domain_order
+from gbdist.compute.domains import DOMAIN_ATOMS, SPLIT_ATOMS, centre_order, domain_grid, domain_order
 from gbdist.compute.select import SelectParams, select_gb_region
 from gbdist.compute.soap import (
     SoapParams,
@@ -145,7 +145,8 @@ class Ingested:
 
 def ingest_file(path: str, params: SoapStageParams) -> Ingested | dict:
     """Worker task: read one file (its only read), select its LAEs and cut it into domains; errors
-    come back as data. LAE rows are ordered by domain, then atom id (one domain: by atom id)."""
+    come back as data. LAE rows are ordered by atom id, or in a structure cut into domains by domain,
+    cell of about 2 r_cut within it, then atom id (``centre_order``)."""
     try:
         structure = read_structure(path, params.read)
         sel = select_gb_region(structure, params.select)
@@ -156,7 +157,8 @@ def ingest_file(path: str, params: SoapStageParams) -> Ingested | dict:
     order, domains = domain_order(structure, grid)
     stored = np.empty(len(order), np.int64)
     stored[order] = np.arange(len(order))  # stored row of each atom of the file
-    centres = sel.centres[np.argsort(np.searchsorted(domains, stored[sel.centres], side="right"), kind="stable")]
+    centre_domains = np.searchsorted(domains, stored[sel.centres], side="right") - 1
+    centres = centre_order(structure, grid, sel.centres, centre_domains, crop_width(params.soap, species))
     record = {
         "path": path, "n_atoms": len(structure), "normal": sel.normal, "extent": sel.extent, "rule": sel.rule,
         "lattice": sel.lattice, "lattice_constant": sel.lattice_constant, "host": sel.host,
@@ -294,6 +296,11 @@ class ChunkWork:
                                          for gb, lo, hi in plan.gb_slices(start, stop)))
 
 
+GROUP_ROWS = 1024
+"""Rows of a structure cut into domains given to the SOAP code at a time, each with its own
+environment: rows are ordered by cells of about 2 r_cut inside a domain, so 1,024 of them are a
+compact patch whose environment is a few times its own atoms, not the domain's."""
+
 TASK_MEMORY_SHARE = 0.25
 """Share of a worker's memory limit its SOAP tasks may use together when no ``task_memory`` is given
 (split between its threads): a worker holds about 0.4 GiB before any task, and pauses at 80% of
@@ -337,11 +344,15 @@ def soap_chunk(work: ChunkWork, store: str, storage_options: dict | None, params
     width = crop_width(params.soap, species)
     kernel = 0.0
     for layout, name, normal, lo, hi in work.gbs:
-        structure, centres = centre_environment(group, layout, sites[lo - start:hi - start], width, name)
-        rows, cpu = soap_rows(structure, centres, params.soap, species, normal, budget)
-        out[lo - start:hi - start] = rows
-        kernel += cpu
-        del structure, rows
+        step = hi - lo if np.prod(layout.grid) == 1 else GROUP_ROWS  # a cut structure: compact groups of rows
+        cache = {}
+        for g in range(lo, hi, step):
+            structure, centres = centre_environment(group, layout, sites[g - start:min(g + step, hi) - start], width,
+                                                    name, cache)
+            rows, cpu = soap_rows(structure, centres, params.soap, species, normal, budget)
+            out[g - start:g - start + len(rows)] = rows
+            kernel += cpu
+            del structure, rows
     unit, norms = unit_rows(out)
     group["soap"][start:stop] = unit
     group[LAE_SOAP_NORM][start:stop] = norms

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
-from gbdist.compute.domains import environment
+from gbdist.compute.domains import environment, wrapped_fractional
 from gbdist.errors import StoreError
 from gbdist.store.schema import StoreArrays, create_store_array, write_array
 from gbdist.structure import Structure
@@ -64,6 +64,16 @@ def column_path(name: str) -> str:
 def numeric_columns(structure: Structure) -> list[str]:
     """The structure's numeric per-atom columns (other than id, element, positions)."""
     return sorted(k for k, v in structure.extras.items() if np.asarray(v).dtype.kind in "biuf")
+
+
+def atom_columns(group: zarr.Group) -> list[str]:
+    """The per-atom columns the store holds (of its inputs), by their names in the files."""
+    return list(group.attrs.get("atom_columns", []))
+
+
+def column_at(group: zarr.Group, name: str, sites: np.ndarray) -> np.ndarray:
+    """(len(sites),) float64, per-atom column ``name`` at the atom rows ``sites`` (any order)."""
+    return group[column_path(name)].get_orthogonal_selection(np.asarray(sites, np.int64))
 
 
 def has_structures(group: zarr.Group) -> bool:
@@ -131,7 +141,7 @@ def layout_of(group: zarr.Group | StoreArrays, gb: int) -> StructureLayout:
 def gb_structure(group: zarr.Group, gb: int, columns: list[str] | None = None) -> Structure:
     """Structure ``gb`` (its position) from the store, named by its id; ``extras`` hold its
     ``structure_type`` and ``columns`` (None: every stored column)."""
-    columns = list(group.attrs.get("atom_columns", [])) if columns is None else columns
+    columns = atom_columns(group) if columns is None else columns
     return read_structure(group, layout_of(group, gb), str(group["gb/id"][gb]), columns)
 
 
@@ -199,12 +209,21 @@ def write_atoms(arrays: StoreArrays, start: int, structure: Structure, types: np
     """Write ``structure``'s atoms, in ``order``, to rows ``start``… of ``atoms/*``; ``types`` are its
     structure types (n,), ``columns`` the store's column names (NaN where the structure lacks one)."""
     n = len(structure)
-    values = {POSITION: structure.positions[order], NUMBER: structure.numbers[order].astype(np.uint8),
-              ATOM_ID: structure.ids[order], STRUCTURE_TYPE: np.asarray(types, np.int8)[order]}
+    values = {POSITION: lambda: structure.positions[order], NUMBER: lambda: structure.numbers[order].astype(np.uint8),
+              ATOM_ID: lambda: structure.ids[order], STRUCTURE_TYPE: lambda: np.asarray(types, np.int8)[order]}
     for c in columns:
         column = structure.extras.get(c)
-        values[column_path(c)] = (np.full(n, np.nan) if column is None else np.asarray(column, np.float64)[order])
-    for lo, hi, chunk in _pieces(start, start + n):
+        values[column_path(c)] = ((lambda: np.full(n, np.nan)) if column is None else
+                                  (lambda column=column: np.asarray(column, np.float64)[order]))
+    for path, value in values.items():  # one array at a time: one reordered copy alive, not all
+        write_rows(arrays, start, {path: value()})
+
+
+def write_rows(arrays: StoreArrays, start: int, values: dict[str, np.ndarray]) -> None:
+    """Write ``values`` ({atom array path: (m, …) values}) to atom rows ``start``… ; a chunk shared
+    with another structure is written under its lock."""
+    stop = start + len(next(iter(values.values())))
+    for lo, hi, chunk in _pieces(start, stop):
         lock = _lock(arrays.url, chunk) if chunk is not None else None
         if lock is not None:
             lock.acquire()
@@ -214,6 +233,17 @@ def write_atoms(arrays: StoreArrays, start: int, structure: Structure, types: np
         finally:
             if lock is not None:
                 lock.release()
+
+
+def add_column(group: zarr.Group, name: str) -> str:
+    """Create (overwrite, NaN-filled) the per-atom column ``name`` and list it in ``atom_columns``;
+    returns its path."""
+    path = column_path(name)
+    total = group[POSITION].shape[0]
+    create_store_array(group, path, shape=(total,), chunks=(ATOM_CHUNK,), dtype=np.float64, fill_value=np.nan,
+                       dimension_names=["atom"])
+    group.attrs["atom_columns"] = sorted(set(atom_columns(group)) | {name})
+    return path
 
 
 def read_structure(arrays: StoreArrays | zarr.Group, layout: StructureLayout, source: str,
@@ -229,37 +259,46 @@ def read_structure(arrays: StoreArrays | zarr.Group, layout: StructureLayout, so
 
 
 def centre_environment(arrays: StoreArrays, layout: StructureLayout, sites: np.ndarray, width: float,
-                       source: str) -> tuple[Structure, np.ndarray]:
+                       source: str, cache: dict | None = None) -> tuple[Structure, np.ndarray]:
     """The atoms a SOAP code needs for centres ``sites`` (atom rows of structure ``layout.gb``).
 
-    One domain: the whole structure, as stored. More: the centres' domains and every atom (or
-    periodic image) within ``width`` Å of them (``compute.domains.environment``), not periodic
-    along the split vectors.
+    One domain: the whole structure, as stored. More: every atom (or periodic image) of the centres'
+    domains and their neighbours within ``width`` Å of the centres' bounding box in each domain
+    (``compute.domains.environment``), not periodic along the split vectors; ``cache`` keeps the
+    domains read for the next call of the same task.
 
     Returns (structure, indices of the centres in it, in the order of ``sites``).
     """
     if np.prod(layout.grid) == 1:
         return read_structure(arrays, layout, source), np.asarray(sites) - layout.atom_start
-    numbers: dict[int, tuple[int, np.ndarray]] = {}
+    cache = {"domains": {}, "numbers": {}} if cache is None else cache
+    numbers = cache.setdefault("numbers", {})
 
     def read(domain: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = layout.rows(domain)
-        numbers[domain] = (lo, arrays[NUMBER][lo:hi])
+        numbers[domain] = arrays[NUMBER][lo:hi]
         return arrays[POSITION][lo:hi], np.arange(lo, hi, dtype=np.int64)
 
-    local = np.asarray(sites) - layout.atom_start
-    centre_domains = np.unique(np.searchsorted(layout.domains, local, side="right") - 1)
-    positions, rows, in_place = environment(centre_domains, layout.cell, layout.origin, layout.pbc, layout.grid,
-                                            width, read)
+    sites = np.asarray(sites)
+    split = layout.grid > 1
+    centre_domain = np.searchsorted(layout.domains, sites - layout.atom_start, side="right") - 1
+    first = int(sites.min())  # a group's centres lie in a few consecutive domains: one slice
+    frac, _ = wrapped_fractional(arrays[POSITION][first:int(sites.max()) + 1][sites - first], layout.cell,
+                                 layout.origin, split & layout.pbc)
+    boxes = {int(d): (frac[centre_domain == d].min(0), frac[centre_domain == d].max(0))
+             for d in np.unique(centre_domain)}
+    positions, rows, in_place = environment(boxes, layout.cell, layout.origin, layout.pbc, layout.grid, width, read,
+                                            cache.setdefault("domains", {}))
     domain = np.searchsorted(layout.domains, rows - layout.atom_start, side="right") - 1
     number = np.empty(len(rows), np.int64)
-    for d, (lo, values) in numbers.items():
+    for d in np.unique(domain):
+        lo, _ = layout.rows(int(d))
         where = domain == d
-        number[where] = values[rows[where] - lo]
+        number[where] = numbers[int(d)][rows[where] - lo]
     home = np.flatnonzero(in_place)
-    at = np.searchsorted(rows[home], sites, sorter=np.argsort(rows[home]))
-    centres = home[np.argsort(rows[home])[at]]
-    structure = Structure(source=source, positions=positions, cell=layout.cell, pbc=layout.pbc & (layout.grid == 1),
+    by_row = np.argsort(rows[home])
+    centres = home[by_row[np.searchsorted(rows[home], sites, sorter=by_row)]]
+    structure = Structure(source=source, positions=positions, cell=layout.cell, pbc=layout.pbc & ~split,
                           numbers=number, ids=rows, origin=layout.origin)
     return structure, centres
 
