@@ -4,7 +4,7 @@ from the structures in the store (one task per structure), written as a per-atom
 The excess is E_i − E_bulk, E_bulk the per-atom energy of the structure's own bulk (its lattice at
 its lattice constant, ``gb/lattice`` and ``gb/lattice_constant``, of its host element) under the
 same potential. A boundary's energy is then the sum of the excess over the atoms within ``window``
-Å of its plane, over its area (``boundary_energies``).
+Å of its plane, over its area (``boundary_energies``): the window rule.
 """
 
 from __future__ import annotations
@@ -116,10 +116,27 @@ def run_site_energy_stage(client, store: str, potential: str | Path, column: str
     return report
 
 
+SURFACE = 5.0
+"""Å from either end of a structure along its normal whose atoms do not place the plane: a cut-out's
+outer layers miss neighbours, and their excess energy is a free surface's, not the boundary's."""
+
+
+def boundary_plane(x: np.ndarray, excess: np.ndarray) -> float:
+    """Å along the normal: the median of the atoms' positions ``x`` weighted by their positive excess
+    energy, the atoms within ``SURFACE`` of either end left out (NaN excess counts as none)."""
+    interior = (x > x.min() + SURFACE) & (x < x.max() - SURFACE)
+    weight = np.where(interior, np.clip(np.nan_to_num(excess), 0.0, None), 0.0)
+    if weight.sum() <= 0:
+        return float(np.median(x))
+    order = np.argsort(x)
+    cumulative = np.cumsum(weight[order])
+    return float(x[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
 def boundary_energies(group, column: str, window: float) -> pd.DataFrame:
     """Per boundary: its energy (J/m²) as the sum of the excess site energies ``column`` of the atoms
-    within ``window`` Å of its plane (the middle of its core's extent along the normal) over its area
-    (the cell face normal to the normal axis), the atoms summed and the area (Å²). NaN where the
+    within ``window`` Å of its plane (``boundary_plane``) over its area (the cell face spanned by the
+    other two cell vectors), the atoms summed, the area (Å²) and the plane (Å). NaN where the
     structure has no flat boundary normal to an open axis (the distance rule) or no site energies."""
     from gbdist.io.checks import cell_heights
 
@@ -132,10 +149,12 @@ def boundary_energies(group, column: str, window: float) -> pd.DataFrame:
         if normal >= 0 and np.isfinite(extent).all():
             structure = read_structure(group, layout, str(ids[gb]), [column])
             x = structure.positions[:, normal]
-            inside = np.abs(x - extent.mean()) <= window
+            plane = boundary_plane(x, structure.extras[column])
+            inside = np.abs(x - plane) <= window
             excess = structure.extras[column][inside]
             area = float(abs(np.linalg.det(layout.cell)) / cell_heights(layout.cell)[normal])
             if np.isfinite(excess).all():
                 energy, atoms = float(excess.sum()) / area * EV_PER_A2, int(inside.sum())
-        rows.append({"id": str(ids[gb]), "energy": energy, "atoms": atoms, "area": area})
+        rows.append({"id": str(ids[gb]), "energy": energy, "atoms": atoms, "area": area,
+                     "plane": plane if normal >= 0 and np.isfinite(extent).all() else np.nan})
     return pd.DataFrame(rows).set_index("id")
