@@ -13,18 +13,6 @@ from pathlib import Path
 from gbdist.errors import GbdistError
 
 _COMPRESSED = (".xz", ".gz", ".bz2")
-_MAGIC = {b"\xfd7zXZ\x00": lzma.decompress, b"\x1f\x8b": gzip.decompress, b"BZh": bz2.decompress}
-
-
-def open_bytes(path: str | os.PathLike) -> bytes:
-    """The whole file's content, decompressed by its magic bytes (xz, gzip, bzip2) or as is."""
-    data = Path(path).read_bytes()
-    for magic, decompress in _MAGIC.items():
-        if data.startswith(magic):
-            return decompress(data)
-    return data
-
-
 _OPEN = {b"\xfd7zXZ\x00": lzma.open, b"\x1f\x8b": gzip.open, b"BZh": bz2.open}
 
 
@@ -37,6 +25,12 @@ def open_stream(path: str | os.PathLike):
         if head.startswith(magic):
             return opener(path, "rb")
     return open(path, "rb", buffering=1 << 20)
+
+
+def open_bytes(path: str | os.PathLike) -> bytes:
+    """The whole file's content, decompressed by its magic bytes (xz, gzip, bzip2) or as is."""
+    with open_stream(path) as stream:
+        return stream.read()
 
 
 def structure_id(path: str | os.PathLike) -> str:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gbdist.errors import StructureError
 from gbdist.io.checks import check_inside_box, check_min_distance
-from gbdist.io.files import open_bytes, open_stream
+from gbdist.io.files import open_stream
 from gbdist.io.lammps import is_lammps_dump, parse_lammps_stream
 from gbdist.structure import Structure
 
@@ -59,19 +59,19 @@ def read_structure(path: str | os.PathLike, params: ReadParams | None = None) ->
             head = stream.read(200)
             if not head.strip() and not stream.read(1 << 16).strip():
                 raise StructureError(name, "empty file")
+            stream.seek(0)
             if is_lammps_dump(head):  # parsed as it is read: the text is never held whole
-                stream.seek(0)
                 structure = parse_lammps_stream(stream, name, params.timestep, params.element, params.type_map)
             else:
-                structure = None
-        if structure is None:
-            structure = _read_with_ase(open_bytes(path), path, name)
-        else:
-            check_inside_box(structure, params.box_tolerance)
+                data = stream.read()
     except FileNotFoundError:
         raise StructureError(name, "no such file") from None
     except (OSError, EOFError, lzma.LZMAError, zlib.error) as err:  # truncated or corrupt archives
         raise StructureError(name, f"cannot read or decompress ({err})") from None
+    if is_lammps_dump(head):
+        check_inside_box(structure, params.box_tolerance)
+    else:
+        structure = _read_with_ase(data, path, name)
     check_min_distance(structure)
     PARSED["files"] += 1
     PARSED["atoms"] += len(structure)
