@@ -14,7 +14,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from gbdist.errors import StructureError
-from gbdist.io.checks import cell_heights
+from gbdist.io.checks import blocks, cell_heights
 from gbdist.structure import Structure
 
 FCC, HCP, BCC, ICO, OTHER, SC = 1, 2, 3, 4, 5, 6
@@ -70,10 +70,6 @@ def fractional(structure: Structure, atoms: np.ndarray | None = None) -> np.ndar
     return frac
 
 
-BLOCK = 1 << 18
-"""Atoms whose periodic images are found at a time."""
-
-
 def periodic_images(structure: Structure, reach: float, atoms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``atoms`` (indices, default all; wrapped into the cell along periodic axes) and their
     periodic images within ``reach`` Å of the cell: (positions (m, 3) float64, atom index of each
@@ -89,8 +85,8 @@ def periodic_images(structure: Structure, reach: float, atoms: np.ndarray | None
     ranges = [range(-int(np.ceil(m)), int(np.ceil(m)) + 1) if p else range(1) for m, p in zip(margin, pbc)]
     shifts = [np.array(shift, np.float64) for shift in itertools.product(*ranges) if any(shift)]
     parts, index = [[] for _ in shifts], [[] for _ in shifts]  # images by shift, in atom order
-    for lo in range(0, len(index0), BLOCK):  # a block at a time: no (n, 3) temporaries of a large structure
-        atoms_here = index0[lo:lo + BLOCK]
+    for block in blocks(len(index0)):
+        atoms_here = index0[block]
         frac = fractional(structure, atoms_here)
         near = np.flatnonzero(np.any(((frac < margin) | (frac >= 1.0 - margin)) & pbc, axis=1))  # only these have images
         for k, shift in enumerate(shifts):
@@ -100,9 +96,8 @@ def periodic_images(structure: Structure, reach: float, atoms: np.ndarray | None
             index[k].append(atoms_here[near][keep])
     images = [p for by_shift in parts for p in by_shift]
     out = np.empty((len(index0) + sum(len(p) for p in images), 3))
-    for lo in range(0, len(index0), BLOCK):  # the atoms themselves, wrapped, straight into the result
-        hi = min(lo + BLOCK, len(index0))
-        out[lo:hi] = fractional(structure, index0[lo:hi]) @ cell
+    for block in blocks(len(index0)):  # the atoms themselves, wrapped, straight into the result
+        out[block] = fractional(structure, index0[block]) @ cell
     if images:
         out[len(index0):] = np.concatenate(images)
     return out, np.concatenate([index0, *(i for by_shift in index for i in by_shift)]).astype(np.int64)

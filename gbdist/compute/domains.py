@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from gbdist.compute.crystal import complete_cell, fractional
-from gbdist.io.checks import cell_heights
+from gbdist.io.checks import blocks, cell_heights
 from gbdist.structure import Structure
 
 SPLIT_ATOMS = 1 << 19
@@ -27,10 +27,6 @@ chunk tasks."""
 DOMAIN_ATOMS = 1 << 16
 """Atoms per domain aimed at when a structure is cut: a task reads its domains and their 26
 neighbours (at most about 27 × 65,536 atoms, 42 MB of positions) and keeps only the halo."""
-
-
-BLOCK = 1 << 18
-"""Atoms whose domains are found at a time."""
 
 
 def domain_grid(structure: Structure, width: float, split_atoms: int = SPLIT_ATOMS,
@@ -58,8 +54,8 @@ def domain_of(structure: Structure, grid: np.ndarray) -> np.ndarray:
     domain = np.zeros(len(structure), np.int64)
     if (grid == 1).all():
         return domain
-    for lo in range(0, len(structure), BLOCK):  # a block at a time: no (n, 3) temporaries of a huge structure
-        atoms = np.arange(lo, min(lo + BLOCK, len(structure)))
+    for block in blocks(len(structure)):
+        atoms = np.arange(block.start, block.stop)
         cells = np.clip(np.floor(fractional(structure, atoms) * grid).astype(np.int64), 0, grid - 1)
         domain[atoms] = np.ravel_multi_index(cells.T, grid)
     return domain
@@ -134,11 +130,7 @@ def environment(boxes: dict[int, tuple[np.ndarray, np.ndarray]], cell: np.ndarra
     cache = {} if cache is None else cache
     kept_pos, kept_rows, kept_moved, kept_in_place = [], [], [], []
     for d, neighbour, shift in halo_cells(np.array(sorted(boxes)), grid, pbc):
-        if neighbour not in cache:
-            pos, rows = read(neighbour)
-            frac, wrap = wrapped_fractional(pos, cell, origin, split & pbc)
-            cache[neighbour] = (pos, rows, frac, wrap)
-        pos, rows, frac, wrap = cache[neighbour]
+        pos, rows, frac, wrap = cached_domain(cache, neighbour, read, cell, origin, split & pbc)
         lo, hi = boxes[d]
         f = frac[:, split] + np.array(shift)[split]
         inside = np.all((f >= lo[split] - margin) & (f <= hi[split] + margin), axis=1)
@@ -150,6 +142,16 @@ def environment(boxes: dict[int, tuple[np.ndarray, np.ndarray]], cell: np.ndarra
     rows, moved = np.concatenate(kept_rows), np.concatenate(kept_moved)
     first = np.unique(np.column_stack([rows, moved]), axis=0, return_index=True)[1]
     return np.concatenate(kept_pos)[first], rows[first], np.concatenate(kept_in_place)[first]
+
+
+def cached_domain(cache: dict, domain: int, read, cell: np.ndarray, origin: np.ndarray,
+                  wrap_axes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Domain ``domain``'s (positions, stored rows, wrapped fractional coordinates, cell vectors
+    taken off to wrap them), read with ``read`` the first time and kept in ``cache``."""
+    if domain not in cache:
+        positions, rows = read(domain)
+        cache[domain] = (positions, rows, *wrapped_fractional(positions, cell, origin, wrap_axes))
+    return cache[domain]
 
 
 def wrapped_fractional(positions: np.ndarray, cell: np.ndarray, origin: np.ndarray,

@@ -28,10 +28,11 @@ def cell_heights(cell: np.ndarray) -> np.ndarray:
 
 
 BLOCK = 1 << 18
-"""Atoms a check handles at a time."""
+"""Atoms handled at a time by the checks and the other per-atom passes over a large structure
+(its periodic images, its domains): no (n, 3) temporaries of a 10⁷-atom structure."""
 
 
-def _blocks(n: int):
+def blocks(n: int) -> list[slice]:
     """Slices of ``BLOCK`` atoms covering range(n)."""
     return [slice(lo, min(lo + BLOCK, n)) for lo in range(0, n, BLOCK)]
 
@@ -51,7 +52,7 @@ def check_inside_box(structure: Structure, tolerance: float) -> None:
     inverse = np.linalg.inv(structure.cell)
     for axis in open_axes:
         frac = np.concatenate([(structure.positions[block] - structure.origin) @ inverse[:, axis]
-                               for block in _blocks(len(structure))])  # (n,), no (n, 3) temporaries
+                               for block in blocks(len(structure))])  # (n,), no (n, 3) temporaries
         outside = np.maximum(-frac, frac - 1.0) * heights[axis]
         bad = np.flatnonzero(outside > tolerance)
         if len(bad):
@@ -99,7 +100,7 @@ def _with_periodic_images(structure: Structure, reach: float) -> tuple[np.ndarra
     shifts = [s for s in itertools.product((-1, 0, 1), repeat=len(periodic)) if any(s)]
     wrapped = np.empty((len(structure), 3))
     points, index = [[] for _ in shifts], [[] for _ in shifts]  # by shift, as the images are ordered
-    for block in _blocks(len(structure)):
+    for block in blocks(len(structure)):
         frac = (structure.positions[block] - structure.origin) @ inverse
         frac[:, pbc] %= 1.0
         wrapped[block] = frac @ cell

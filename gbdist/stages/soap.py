@@ -153,12 +153,13 @@ def ingest_file(path: str, params: SoapStageParams) -> Ingested | dict:
     except GbdistError as err:
         return {"path": path, "error": str(err)}
     species = species_symbols(structure.numbers)
-    grid = domain_grid(structure, crop_width(params.soap, species), params.split_atoms, params.domain_atoms)
+    halo = crop_width(params.soap, species)
+    grid = domain_grid(structure, halo, params.split_atoms, params.domain_atoms)
     order, domains = domain_order(structure, grid)
     stored = np.empty(len(order), np.int64)
     stored[order] = np.arange(len(order))  # stored row of each atom of the file
     centre_domains = np.searchsorted(domains, stored[sel.centres], side="right") - 1
-    centres = centre_order(structure, grid, sel.centres, centre_domains, crop_width(params.soap, species))
+    centres = centre_order(structure, grid, sel.centres, centre_domains, halo)
     record = {
         "path": path, "n_atoms": len(structure), "normal": sel.normal, "extent": sel.extent, "rule": sel.rule,
         "lattice": sel.lattice, "lattice_constant": sel.lattice_constant, "host": sel.host,

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
-from gbdist.compute.domains import environment, wrapped_fractional
+from gbdist.compute.domains import cached_domain, environment
 from gbdist.errors import StoreError
 from gbdist.store.schema import StoreArrays, create_store_array, write_array
 from gbdist.structure import Structure
@@ -281,14 +281,15 @@ def centre_environment(arrays: StoreArrays, layout: StructureLayout, sites: np.n
 
     sites = np.asarray(sites)
     split = layout.grid > 1
+    domains = cache.setdefault("domains", {})
     centre_domain = np.searchsorted(layout.domains, sites - layout.atom_start, side="right") - 1
-    first = int(sites.min())  # a group's centres lie in a few consecutive domains: one slice
-    frac, _ = wrapped_fractional(arrays[POSITION][first:int(sites.max()) + 1][sites - first], layout.cell,
-                                 layout.origin, split & layout.pbc)
-    boxes = {int(d): (frac[centre_domain == d].min(0), frac[centre_domain == d].max(0))
-             for d in np.unique(centre_domain)}
+    boxes = {}
+    for d in np.unique(centre_domain).tolist():  # the centres' own domains, read once for the halo too
+        _, rows, frac, _ = cached_domain(domains, d, read, layout.cell, layout.origin, split & layout.pbc)
+        mine = frac[sites[centre_domain == d] - rows[0]]
+        boxes[d] = (mine.min(0), mine.max(0))
     positions, rows, in_place = environment(boxes, layout.cell, layout.origin, layout.pbc, layout.grid, width, read,
-                                            cache.setdefault("domains", {}))
+                                            domains)
     domain = np.searchsorted(layout.domains, rows - layout.atom_start, side="right") - 1
     number = np.empty(len(rows), np.int64)
     for d in np.unique(domain):
