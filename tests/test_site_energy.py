@@ -65,6 +65,18 @@ def test_a_bad_potential_file_is_named(tmp_path):
         read_eam(tmp_path / "Cu.eam.alloy")
 
 
+def test_emt_gives_site_energies_of_its_elements_only():
+    from ase.build import bulk
+
+    from gbdist.compute.site_energy import read_potential, site_energies
+    from gbdist.errors import GbdistError
+
+    emt = read_potential("emt")
+    np.testing.assert_allclose(site_energies(bulk("Ni", "fcc", a=3.52, cubic=True), emt), 0.0, atol=1e-3)  # EMT's zero
+    with pytest.raises(GbdistError, match="element.s. W not described by EMT"):
+        site_energies(bulk("W", "bcc", a=3.16, cubic=True), emt)
+
+
 def _write_setfl(path, element: str, a: float) -> None:
     """A one-element setfl file of the toy EAM's shape (f = e^−r, φ = (3 − r)², F = −√ρ; cutoff 3 Å)."""
     n_rho, d_rho, n_r, d_r = 2001, 0.002, 3001, 0.001
@@ -111,6 +123,17 @@ def test_the_site_energy_stage_writes_each_atoms_excess_and_the_boundary_energie
                            cluster)
     assert len(failed.report.failures) == len(toy_dumps)
     assert "element(s) Ni not in the potential (Cu)" in failed.report.failures[0]["error"]
+
+    from gbdist.compute.site_energy import emt_calculator
+    from gbdist.compute.site_energy import site_energies as energies_of
+
+    emt = site_energies(str(store), tmp_path / "out3", SiteEnergyOptions(potential="emt", column="emt_excess"), cluster)
+    assert not emt.report.failures and np.isfinite(emt.boundaries["energy"]).all()
+    group = zarr.open_group(str(store), mode="r")
+    s = gb_structure(group, 1)
+    bulk = energies_of(perfect_crystal("Ni", str(group["gb/lattice"][1]), float(group["gb/lattice_constant"][1])),
+                       emt_calculator()).mean()
+    np.testing.assert_allclose(s.extras["emt_excess"], energies_of(s.to_ase(), emt_calculator()) - bulk, rtol=1e-12)
 
 
 def read_structure_file(path):

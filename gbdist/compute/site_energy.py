@@ -1,4 +1,4 @@
-"""Per-atom (site) energies of a structure with an embedded-atom potential.
+"""Per-atom (site) energies of a structure: an embedded-atom potential from a file, or EMT.
 
 E_i = F_i(ρ_i) + ½ Σ_j φ_ij(r_ij), ρ_i = Σ_j f_j(r_ij) (Finnis–Sinclair: f_ji), summed over the
 neighbours within the potential's cutoff, periodic images included. ASE reads the potential (a
@@ -6,6 +6,7 @@ LAMMPS ``setfl`` ``.eam.alloy``, ``funcfl`` ``.eam`` or ``.eam.fs`` file) and gi
 ASE's ``EAM`` calculator returns only the total energy (``energies`` raises
 ``PropertyNotImplementedError``), and matscipy's neither, so the per-atom sums are made here, over
 scipy kd-tree neighbour pairs, vectorised per element pair. Their sum is ASE's total energy (tested).
+EMT (``emt``: asap3's, else ASE's) returns per-atom energies itself (``get_potential_energies``).
 """
 
 from __future__ import annotations
@@ -96,3 +97,45 @@ def eam_site_energies(atoms, eam) -> np.ndarray:
         mine = kind == a
         embedding[mine] = eam.embedded_energy[a](density[mine])
     return embedding + 0.5 * pair
+
+
+EMT = "emt"
+"""The name that asks for the EMT calculator instead of a potential file."""
+EMT_ELEMENTS = {"Ni", "Cu", "Al", "Ag", "Au", "Pd", "Pt"}
+"""Elements EMT has parameters for (all fcc); asap3 returns numbers for others without a word."""
+
+
+def emt_calculator():
+    """asap3's EMT (fast), else ASE's."""
+    try:
+        from asap3 import EMT as AsapEMT
+    except ImportError:  # pragma: no cover - asap3 is a dependency; ASE's EMT is the slow fallback
+        from ase.calculators.emt import EMT as AseEMT
+
+        return AseEMT()
+    return AsapEMT()
+
+
+def read_potential(spec: str | Path):
+    """``emt`` (the name) → the EMT calculator; anything else is an EAM file (``read_eam``)."""
+    return emt_calculator() if str(spec).lower() == EMT else read_eam(spec)
+
+
+def site_energies(atoms, potential) -> np.ndarray:
+    """(n,) float64 eV, each atom's energy under ``potential`` (``read_potential``: EAM or EMT).
+
+    Raises
+    ------
+    GbdistError
+        If the potential has no parameters for an element of ``atoms``.
+    """
+    from ase.calculators.eam import EAM
+
+    if isinstance(potential, EAM):
+        return eam_site_energies(atoms, potential)
+    missing = sorted(set(atoms.get_chemical_symbols()) - EMT_ELEMENTS)
+    if missing:
+        raise GbdistError(f"element(s) {', '.join(missing)} not described by EMT ({', '.join(sorted(EMT_ELEMENTS))})")
+    atoms = atoms.copy()
+    atoms.calc = potential
+    return np.asarray(atoms.get_potential_energies(), np.float64)

@@ -26,11 +26,10 @@ from ase.neighborlist import neighbor_list
 from ase.optimize import FIRE
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gbdist.compute.site_energy import EMT_ELEMENTS, emt_calculator
 from gbdist.errors import GbdistError
 
 EV_PER_A2_TO_J_PER_M2 = 16.021766
-EMT_ELEMENTS = {"Ni", "Cu", "Al", "Ag", "Au", "Pd", "Pt"}
-"""Elements asap3's EMT describes (all fcc)."""
 AXES = {"100": (1, 0, 0), "110": (1, 1, 0), "111": (1, 1, 1)}
 
 
@@ -244,15 +243,6 @@ def substitute(atoms, alloy: dict[str, float], seed: int = 0) -> None:
         numbers[chosen] = atomic_numbers[element]
         free = np.setdiff1d(free, chosen)
     atoms.numbers = numbers
-
-
-def emt_calculator():
-    """asap3's EMT (fast), else ASE's."""
-    try:
-        from asap3 import EMT
-    except ImportError:  # pragma: no cover - asap3 is a dependency; ASE's EMT is the slow fallback
-        from ase.calculators.emt import EMT
-    return EMT()
 
 
 def bulk_energy_per_atom(params: GenerateParams) -> float:

@@ -22,7 +22,8 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from gbdist.compute.crystal import NN_PER_A, perfect_crystal
-from gbdist.datasets.generate import EMT_ELEMENTS, emt_calculator, emt_lattice_constant, substitute
+from gbdist.compute.site_energy import EMT_ELEMENTS, emt_calculator
+from gbdist.datasets.generate import emt_lattice_constant, substitute
 from gbdist.errors import GbdistError
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,8 @@
 """A generated data set on disk: relaxed tilt boundaries as LAMMPS dumps, labels and an energy plot.
 
-Layout of ``DIR``: ``structures/<name>.dump.gz`` (``id type x y z c_cna``; types 1 and 2 are
-the grains, 4 and 5 the end layers, as in the Olmsted dumps), ``labels.csv`` (``id``,
+Layout of ``DIR``: ``structures/<name>.dump.gz`` (``id type x y z c_cna c_pe excess_energy``; types
+1 and 2 are the grains, 4 and 5 the end layers, as in the Olmsted dumps; ``c_pe`` each atom's EMT
+energy and ``excess_energy`` its excess over the bulk, eV), ``labels.csv`` (``id``,
 ``energy`` in J/m²), ``boundaries.csv`` (axis, plane, θ, Σ, energy, atoms, chosen trial),
 ``energies.png`` (energy against θ per tilt axis) and ``params.json``. A folder built with
 the same parameters is reused as it is.
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from gbdist.compute.cna import compute_cna
+from gbdist.compute.site_energy import emt_calculator, site_energies
 from gbdist.datasets.generate import (
     GenerateParams,
     TiltBoundary,
@@ -43,6 +45,9 @@ def write_boundary(boundary: TiltBoundary, params: GenerateParams, e_bulk: float
     structure = Structure.from_ase(relaxed.atoms, source=path.name)
     structure.extras["type"] = relaxed.types
     structure.extras["c_cna"] = compute_cna(structure)
+    energies = site_energies(relaxed.atoms, emt_calculator())  # EMT, under which it was relaxed
+    structure.extras["c_pe"] = energies
+    structure.extras["excess_energy"] = energies - e_bulk
     write_lammps_dump(path, structure)
     return {"id": boundary.name, "axis": "[" + "".join(map(str, boundary.axis)) + "]",
             "plane": "(" + " ".join(map(str, boundary.normal)) + ")", "angle_deg": boundary.angle,
@@ -57,9 +62,14 @@ def dataset_ready(out: Path, params: GenerateParams) -> bool:
     return meta.exists() and (out / "labels.csv").exists() and json.loads(meta.read_text()) == _recorded(params)
 
 
+DATASET_FORMAT = 2
+"""What a set's dumps hold; 2: per-atom EMT energies (``c_pe``, eV) and their excess over the bulk
+(``excess_energy``, eV). A set of an older format is built again."""
+
+
 def _recorded(params: GenerateParams) -> dict:
-    """The parameters that decide the structures (a job's output folder is not one of them)."""
-    return GenerateParams.model_validate(params.model_dump(exclude={"out"})).model_dump()
+    """The parameters that decide the structures (a job's output folder is not one of them), and the format."""
+    return GenerateParams.model_validate(params.model_dump(exclude={"out"})).model_dump() | {"format": DATASET_FORMAT}
 
 
 def generate_dataset(client, params: GenerateParams, out: Path) -> pd.DataFrame:

@@ -41,12 +41,15 @@ def _trace(group, eps: float) -> dict[str, np.ndarray]:
 
 def describe_lae(k: int, trace: dict, ler: np.ndarray, prop: Property) -> dict:
     """Where unique LAE k comes from and how common it is (per class)."""
+    return lae_source(k, trace) | {"rows": int(trace["count"][k]), "gbs_containing": int(np.count_nonzero(ler[:, k] > 0)),
+                                   "mean_fraction": class_fractions(ler, prop, k)}
+
+
+def lae_source(k: int, trace: dict) -> dict:
+    """Unique LAE k's source: its boundary (id and position, normal, extent) and centre atom id."""
     gb = int(trace["gb"][k])
-    return {"lae": int(k), "gb": str(trace["gb_id"][gb]), "gb_position": gb,
-            "normal": int(trace["gb_normal"][gb]), "extent": [float(x) for x in trace["gb_extent"][gb]],
-            "atom": int(trace["atom"][k]), "rows": int(trace["count"][k]),
-            "gbs_containing": int(np.count_nonzero(ler[:, k] > 0)),
-            "mean_fraction": class_fractions(ler, prop, k)}
+    return {"lae": int(k), "gb": str(trace["gb_id"][gb]), "gb_position": gb, "normal": int(trace["gb_normal"][gb]),
+            "extent": [float(x) for x in trace["gb_extent"][gb]], "atom": int(trace["atom"][k])}
 
 
 def render_lae(entry: dict, structures: dict, group, r_cut: float, out: Path):
@@ -78,6 +81,38 @@ def render_lae(entry: dict, structures: dict, group, r_cut: float, out: Path):
     return cluster, slab
 
 
+def draw_entry(entry: dict, structures: dict, group, r_cut: float, out: Path):
+    """``render_lae`` for one entry, its files and CNA shares added to it; a picture that cannot be
+    made is reported in ``entry["error"]`` (and the log) and None returned, else the slab."""
+    k = entry["lae"]
+    try:
+        cluster, slab = render_lae(entry, structures, group, r_cut, out)
+    except (GbdistError, ValueError) as err:
+        entry["error"] = str(err)
+        log.warning("LAE %d: no picture: %s", k, err)
+        return None
+    entry |= {"atoms": len(cluster), "hcp_fraction": hcp_fraction(cluster), "fcc_fraction": fcc_fraction(cluster),
+              "extxyz": f"lae{k}.extxyz", "png": f"lae{k}.png", "boundary_png": f"lae{k}_boundary.png",
+              "view": slab.view}
+    return slab
+
+
+def draw_laes(store: str, laes: list[int], out: Path, eps: float) -> list[dict]:
+    """Draw the unique LAEs ``laes`` of the run at ``eps`` into ``out`` (as ``explain`` does): one entry
+    each, naming its source boundary and atom and its pictures (or why there are none)."""
+    group = open_group(store)
+    require_structures(group, store)
+    r_cut = group.attrs["params"]["soap"]["r_cut"]
+    trace = _trace(group, eps)
+    out.mkdir(parents=True, exist_ok=True)
+    entries, structures = [], {}
+    for k in laes:
+        entry = lae_source(k, trace)
+        draw_entry(entry, structures, group, r_cut, out)
+        entries.append(entry)
+    return entries
+
+
 def explain(store: str, prop: Property, out: Path, klass: int | None = None, top: int = 10,
             eps: float | None = None, seed: int = 0) -> tuple[list[dict], float]:
     """Rank unique LAEs for ``prop`` (class ``klass`` vs the rest), render the top ones, write the report.
@@ -103,15 +138,8 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
         entry = describe_lae(int(k), trace, ler, prop) | {
             "rank": rank, "gain": float(ranking.gain[k]), "mean_abs_shap": float(ranking.mean_abs_shap[k]),
             "mean_shap_in_class": float(ranking.mean_shap_in_class[k])}
-        try:
-            cluster, slab = render_lae(entry, structures, group, r_cut, out)
-        except (GbdistError, ValueError) as err:  # a picture that cannot be made: report it, go on
-            entry["error"] = str(err)
-            log.warning("explain: LAE %d: %s", k, err)
-        else:
-            entry |= {"atoms": len(cluster), "hcp_fraction": hcp_fraction(cluster),
-                      "fcc_fraction": fcc_fraction(cluster), "extxyz": f"lae{k}.extxyz", "png": f"lae{k}.png",
-                      "boundary_png": f"lae{k}_boundary.png", "view": slab.view}
+        slab = draw_entry(entry, structures, group, r_cut, out)
+        if slab is not None:
             pictures.append((f"#{rank} LAE {k} ({entry['gb']})", slab))
         entries.append(entry)
     if pictures:

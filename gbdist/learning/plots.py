@@ -59,3 +59,18 @@ def learning_curve_plot(path: Path, rows: list[dict], title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def site_parity_plot(path: Path, y_true: np.ndarray, y_pred: np.ndarray, quantity: str) -> None:
+    """Predicted vs true per atom (m,), as a hexbin of counts (log scale): too many atoms for dots."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    lo, hi = float(np.percentile(y_true, 0.05)), float(np.percentile(y_true, 99.95))
+    image = ax.hexbin(y_true, y_pred, gridsize=80, bins="log", extent=(lo, hi, lo, hi), mincnt=1, cmap="viridis")
+    ax.plot([lo, hi], [lo, hi], color="0.5", lw=1)
+    mae = float(np.mean(np.abs(y_true - y_pred)))
+    ax.set(title=f"per atom: MAE {1000 * mae:.3g} m{quantity}, {len(y_true):,} atoms",
+           xlabel=f"true ({quantity})", ylabel=f"predicted ({quantity})")
+    fig.colorbar(image, ax=ax, label="atoms")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

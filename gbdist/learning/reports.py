@@ -117,3 +117,47 @@ def curve_markdown(rows: list[dict], prop: str) -> str:
             cells.append(f"{r['balanced_mean']:.1f} ± {r['balanced_std']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def site_model_markdown(summary: dict, blocks: list[dict]) -> str:
+    """``report.md`` of a per-atom model: scores over the splits, the paired differences with ASR_area,
+    and the cheapest and costliest building blocks with their pictures (``blocks``: entries of
+    ``explain.report.draw_laes`` with ``count``, ``mean_ev``, ``std_ev``)."""
+    s = summary["stats"]
+
+    def ms(key: str, scale: float = 1.0, digits: int = 2) -> str:
+        return f"{s[key]['mean'] * scale:.{digits}f} ± {s[key]['std'] * scale:.{digits}f}"
+
+    def paired(key: str) -> str:
+        p = summary[key]
+        return f"{p['mean']:+.2f} ± {p['se']:.2f} (mean / SE {p['mean_over_se']:.1f})"
+
+    lines = [f"# Site model: {summary['column']} per atom, {summary['property']} per boundary", "",
+             f"XGBoost (xgboost.dask) on the SOAP rows of the training boundaries, {summary['splits']} random 50/50 "
+             f"splits of the {summary['boundaries']} labelled boundaries (seed {summary['seed']}: Table I's splits), "
+             f"{summary['rows']:,} LAE rows in all. Rounds stop early on a fifth of the training boundaries; no "
+             "atom of a test boundary is seen before it is scored. A test boundary's energy is the sum of its "
+             f"predicted excess energies within {summary['window']} Å of its plane (placed by the predictions) over "
+             "its area; the additive model predicts each atom by the mean excess of its unique LAE "
+             f"(eps {summary['eps']}) over the training rows. Energy score: 100 · (1 − RMSE / mean), as Table I.", "",
+             "| figure | mean ± std over splits |", "| --- | --- |",
+             f"| per-atom MAE (meV/atom) | {ms('mae_mev')} |", f"| per-atom R² | {ms('r2', digits=4)} |",
+             f"| energy score, summed site predictions | {ms('site')} |",
+             f"| energy score, additive building blocks | {ms('additive')} |",
+             f"| energy score, ASR_area (same splits) | {ms('ASR_area')} |",
+             f"| energy score, the test rows' own values summed (the window rule's ceiling) | {ms('truth')} |",
+             f"| rounds | {ms('n_rounds', digits=0)} |", f"| wall per split (s) | {ms('wall_s', digits=1)} |",
+             f"| peak RSS of the largest worker (GiB) | {ms('peak_rss_gib')} |", "",
+             f"Paired over the splits, site − ASR_area: {paired('site_minus_ASR_area')}; additive − ASR_area: "
+             f"{paired('additive_minus_ASR_area')}.", "",
+             "![per atom, split 0](parity_atoms.png) ![per boundary, every split](parity_boundaries.png)", "",
+             "## Building blocks", "",
+             "Mean excess energy of the rows assigned to each unique LAE (all rows: a description, not a score), "
+             "cheapest and costliest among those with at least 20 rows; `building_blocks.csv` lists them all.", "",
+             "| LAE | mean excess (meV) | std (meV) | rows | source | hcp | fcc | picture |", "| --- |" + " --- |" * 7]
+    for b in blocks:
+        drawn = (f"{b['hcp_fraction']:.2f} | {b['fcc_fraction']:.2f} | [cluster]({b['png']}) · "
+                 f"[in its boundary]({b['boundary_png']})" if "png" in b else f"– | – | not drawn: {b.get('error')}")
+        lines.append(f"| {b['lae']} | {1000 * b['mean_ev']:.1f} | {1000 * b['std_ev']:.1f} | {b['count']:,} | "
+                     f"{b['gb']} atom {b['atom']} | {drawn} |")
+    return "\n".join(lines) + "\n"

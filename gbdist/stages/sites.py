@@ -1,4 +1,4 @@
-"""The site-energy stage: every atom's excess energy under an EAM potential, computed on the workers
+"""The site-energy stage: every atom's excess energy under an EAM potential or EMT, computed on the workers
 from the structures in the store (one task per structure), written as a per-atom column.
 
 The excess is E_i − E_bulk, E_bulk the per-atom energy of the structure's own bulk (its lattice at
@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gbdist.compute.boundary_energy import boundary_area, window_energy
 from gbdist.compute.crystal import perfect_crystal
-from gbdist.compute.site_energy import eam_site_energies, read_eam
+from gbdist.compute.site_energy import EMT, read_potential, site_energies
 from gbdist.errors import GbdistError
 from gbdist.stages.progress import as_completed_with_progress
 from gbdist.store.schema import (
@@ -43,18 +44,14 @@ from gbdist.store.structures import (
 
 log = logging.getLogger(__name__)
 
-EV_PER_A2 = 16.021766208
-"""J/m² in one eV/Å²."""
-
-
 @lru_cache(maxsize=4)
-def _potential(path: str):
-    return read_eam(path)
+def _potential(spec: str):
+    return read_potential(spec)
 
 
-def bulk_energy(eam, host: str, lattice: str, a: float) -> float:
+def bulk_energy(potential, host: str, lattice: str, a: float) -> float:
     """eV per atom of the perfect ``lattice`` crystal of ``host`` at lattice constant ``a`` Å."""
-    return float(eam_site_energies(perfect_crystal(host, lattice, a), eam).mean())
+    return float(site_energies(perfect_crystal(host, lattice, a), potential).mean())
 
 
 def site_energy_task(store: str, storage_options: dict | None, gb: int, potential: str, column: str) -> dict:
@@ -63,10 +60,10 @@ def site_energy_task(store: str, storage_options: dict | None, gb: int, potentia
     layout = layout_of(arrays, gb)
     name = str(arrays[GB_ID][gb])
     try:
-        eam = _potential(potential)
+        calculator = _potential(potential)
         structure = read_structure(arrays, layout, name)
-        energies = eam_site_energies(structure.to_ase(), eam)
-        bulk = bulk_energy(eam, str(arrays[GB_HOST][gb]), str(arrays[GB_LATTICE][gb]),
+        energies = site_energies(structure.to_ase(), calculator)
+        bulk = bulk_energy(calculator, str(arrays[GB_HOST][gb]), str(arrays[GB_LATTICE][gb]),
                            float(arrays[GB_LATTICE_CONSTANT][gb]))
     except GbdistError as err:
         return {"gb": gb, "id": name, "error": f"{name}: {err}"}
@@ -87,12 +84,12 @@ class SiteEnergyReport:
 
 def run_site_energy_stage(client, store: str, potential: str | Path, column: str = "excess_energy",
                           storage_options: dict | None = None) -> SiteEnergyReport:
-    """Compute every structure's excess site energies under the EAM ``potential`` into the per-atom
+    """Compute every structure's excess site energies under ``potential`` (an EAM file, or ``emt``) into the per-atom
     column ``column`` (eV), one task per structure; a structure that fails (an element the potential
     lacks) is reported and left NaN, the others finish. Recorded in the ``site_energies`` attribute."""
     t0 = time.perf_counter()
-    potential = str(Path(potential).resolve())
-    read_eam(potential)  # a bad file fails here, by name, before any task
+    potential = EMT if str(potential).lower() == EMT else str(Path(potential).resolve())
+    read_potential(potential)  # a bad file fails here, by name, before any task
     group = open_group(store, mode="a", storage_options=storage_options)
     require_structures(group, store)
     add_column(group, column)
@@ -116,30 +113,11 @@ def run_site_energy_stage(client, store: str, potential: str | Path, column: str
     return report
 
 
-SURFACE = 5.0
-"""Å from either end of a structure along its normal whose atoms do not place the plane: a cut-out's
-outer layers miss neighbours, and their excess energy is a free surface's, not the boundary's."""
-
-
-def boundary_plane(x: np.ndarray, excess: np.ndarray) -> float:
-    """Å along the normal: the median of the atoms' positions ``x`` weighted by their positive excess
-    energy, the atoms within ``SURFACE`` of either end left out (NaN excess counts as none)."""
-    interior = (x > x.min() + SURFACE) & (x < x.max() - SURFACE)
-    weight = np.where(interior, np.clip(np.nan_to_num(excess), 0.0, None), 0.0)
-    if weight.sum() <= 0:
-        return float(np.median(x))
-    order = np.argsort(x)
-    cumulative = np.cumsum(weight[order])
-    return float(x[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
-
-
 def boundary_energies(group, column: str, window: float) -> pd.DataFrame:
     """Per boundary: its energy (J/m²) as the sum of the excess site energies ``column`` of the atoms
     within ``window`` Å of its plane (``boundary_plane``) over its area (the cell face spanned by the
     other two cell vectors), the atoms summed, the area (Å²) and the plane (Å). NaN where the
     structure has no flat boundary normal to an open axis (the distance rule) or no site energies."""
-    from gbdist.io.checks import cell_heights
-
     ids, normals, extents = group[GB_ID][:], group[GB_NORMAL][:], group[GB_EXTENT][:]
     rows = []
     for gb in range(len(ids)):
@@ -148,13 +126,8 @@ def boundary_energies(group, column: str, window: float) -> pd.DataFrame:
         energy, atoms, area = np.nan, 0, np.nan
         if normal >= 0 and np.isfinite(extent).all():
             structure = read_structure(group, layout, str(ids[gb]), [column])
-            x = structure.positions[:, normal]
-            plane = boundary_plane(x, structure.extras[column])
-            inside = np.abs(x - plane) <= window
-            excess = structure.extras[column][inside]
-            area = float(abs(np.linalg.det(layout.cell)) / cell_heights(layout.cell)[normal])
-            if np.isfinite(excess).all():
-                energy, atoms = float(excess.sum()) / area * EV_PER_A2, int(inside.sum())
+            area = boundary_area(layout.cell, normal)
+            energy, atoms, plane = window_energy(structure.positions[:, normal], structure.extras[column], area, window)
         rows.append({"id": str(ids[gb]), "energy": energy, "atoms": atoms, "area": area,
                      "plane": plane if normal >= 0 and np.isfinite(extent).all() else np.nan})
     return pd.DataFrame(rows).set_index("id")

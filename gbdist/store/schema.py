@@ -37,8 +37,9 @@ array                  shape              dtype      meaning
 
 The unique LAEs found at one eps live in the group ``lae_eps_<eps>`` (eps with 4 decimals,
 :func:`lae_group_name`): ``label`` and ``similarity`` (lae,), ``unique/soap`` (unique,
-feature), ``unique/source``, ``unique/gb``, ``unique/atom``, ``unique/count`` (unique,) and
-``ler`` (gb, unique).
+feature), ``unique/source``, ``unique/gb``, ``unique/atom``, ``unique/count`` (unique,),
+``ler`` (gb, unique), and after ``gbdist site-model`` the building-block energies
+``unique/site/<column>/{count,mean,std}`` (unique,) of a per-atom column.
 
 Every array the stages write carries a ``crc32c`` checksum after its compressor
 (:func:`create_store_array`), so a corrupt or truncated chunk fails to decode instead of
@@ -359,6 +360,26 @@ def lae_group_name(eps: float) -> str:
 def lae_path(eps: float, name: str) -> str:
     """Path of array ``name`` (``ler``, ``label``, ``unique/soap``, …) of the LAE results at ``eps``."""
     return f"{lae_group_name(eps)}/{name}"
+
+
+BLOCK_ENERGY = ("count", "mean", "std")
+"""The building-block energies of a per-atom column ``c`` at one eps: ``unique/site/<c>/count``,
+``…/mean`` and ``…/std`` (unique,), the rows assigned to each unique LAE and their mean and
+standard deviation of ``c`` (eV for an energy)."""
+
+
+def write_block_energies(group: zarr.Group, eps: float, column: str, count: np.ndarray, mean: np.ndarray,
+                         std: np.ndarray) -> None:
+    """Store the building-block energies of ``column`` at ``eps`` (see ``BLOCK_ENERGY``)."""
+    for name, values in zip(BLOCK_ENERGY, (count, mean, std)):
+        write_array(group, lae_path(eps, f"unique/site/{column}/{name}"), values, ["unique"])
+
+
+def read_block_energies(group: zarr.Group, eps: float, column: str) -> dict[str, np.ndarray] | None:
+    """{count, mean, std} of ``column`` at ``eps`` as stored by ``write_block_energies``, or None."""
+    if lae_path(eps, f"unique/site/{column}/mean") not in group:
+        return None
+    return {name: group[lae_path(eps, f"unique/site/{column}/{name}")][:] for name in BLOCK_ENERGY}
 
 
 def lae_runs(group: zarr.Group) -> dict[str, dict]:

@@ -37,9 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
+from gbdist.compute.boundary_energy import boundary_area
 from gbdist.compute.domains import cached_domain, environment
 from gbdist.errors import StoreError
-from gbdist.store.schema import StoreArrays, create_store_array, write_array
+from gbdist.store.schema import GB_EXTENT, GB_NORMAL, StoreArrays, create_store_array, write_array
 from gbdist.structure import Structure
 
 ATOM_CHUNK = 1 << 16
@@ -74,6 +75,22 @@ def atom_columns(group: zarr.Group) -> list[str]:
 def column_at(group: zarr.Group, name: str, sites: np.ndarray) -> np.ndarray:
     """(len(sites),) float64, per-atom column ``name`` at the atom rows ``sites`` (any order)."""
     return group[column_path(name)].get_orthogonal_selection(np.asarray(sites, np.int64))
+
+
+def site_depths(group: zarr.Group, sites: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """(len(sites),) float64 Å: each atom row's position along the cell axis ``normals`` (one per
+    site; −1, no flat boundary, gives NaN)."""
+    positions = group[POSITION].get_orthogonal_selection((np.asarray(sites, np.int64), slice(None)))
+    depth = positions[np.arange(len(positions)), np.clip(normals, 0, 2)]
+    return np.where(np.asarray(normals) >= 0, depth, np.nan)
+
+
+def boundary_areas(group: zarr.Group) -> np.ndarray:
+    """(gb,) float64 Å², each structure's boundary area (the cell face normal to ``gb/normal``); NaN
+    where it has no flat boundary normal to a cell vector (the distance rule)."""
+    cells, normals, extents = group[CELL][:], group[GB_NORMAL][:], group[GB_EXTENT][:]
+    return np.array([boundary_area(cell, int(n)) if n >= 0 and np.isfinite(e).all() else np.nan
+                     for cell, n, e in zip(cells, normals, extents)])
 
 
 def has_structures(group: zarr.Group) -> bool:
