@@ -121,6 +121,15 @@ def fit_site_model(client, X: da.Array, y: np.ndarray, fit_rows: np.ndarray, val
     return booster[: best + 1]
 
 
+def train_site_model(client, X: da.Array, rows: SiteRows, train: np.ndarray, params: SiteModelParams,
+                     seed: int = 0) -> xgb.Booster:
+    """A per-atom model of ``rows.value`` from the rows (with a value) of the boundaries ``train``; a
+    fraction ``params.validation`` of them, drawn by ``seed``, only stops the rounds."""
+    known = np.isfinite(rows.value)
+    fit, valid = split_boundaries(train, params.validation, seed)
+    return fit_site_model(client, X, rows.value, rows.rows_of(fit) & known, rows.rows_of(valid) & known, params, seed)
+
+
 def predict_site_rows(client, booster: xgb.Booster, X: da.Array, rows: np.ndarray) -> np.ndarray:
     """(rows.sum(),) float64, the predictions for the rows ``rows`` (bool (n,)) of X, made on the workers."""
     return xgb.dask.inplace_predict(client, booster, X[rows]).compute().astype(np.float64)
@@ -162,9 +171,7 @@ def evaluate_site_split(client, X: da.Array, rows: SiteRows, train: np.ndarray, 
     t0 = time.perf_counter()
     client.run(reset_peak_rss)
     known = np.isfinite(rows.value)
-    fit, valid = split_boundaries(train, params.validation, seed)
-    booster = fit_site_model(client, X, rows.value, rows.rows_of(fit) & known, rows.rows_of(valid) & known,
-                             params, seed)
+    booster = train_site_model(client, X, rows, train, params, seed)
     test_rows = rows.rows_of(test)
     predicted = np.full(len(rows.gb), np.nan)
     predicted[test_rows] = predict_site_rows(client, booster, X, test_rows)

@@ -76,6 +76,7 @@ class BenchConfig(BaseModel):
                                        "default); its vectors need a larger eps for a count of unique LAEs like "
                                        "dscribe's. The count at the default eps is then measured too.")
     predict_dumps: int = Field(88, ge=1, description="last dumps predicted with the learnt bundle (SOAP included)")
+    site_fit: bool = Field(True, description="EMT site energies of the inputs and a per-atom model on every LAE row")
     scale: int = Field(0, ge=0, description="synthetic scale-up factor; 0 skips it")
     huge_atoms: int = Field(0, ge=0, description="atoms of one structure tiled from a dump along its periodic "
                             "axes (its boundary plane) and run through soap → asr → lae; 0 skips it")
@@ -220,6 +221,31 @@ def learn_stage(client, store: Path, labels, out: Path) -> StageFigure:
     with _Meter(client) as meter:  # labels: a frame indexed by id, cut to the store's GBs
         (record,) = train_store(str(store), labels[labels.index.isin(gb_ids)], out, options, here)
     return meter.figure("learn", record["n_train"])
+
+
+SITE_COLUMN = "bench_emt_excess"
+"""The per-atom column the bench's EMT site energies go to."""
+
+
+def site_stages(client, store: Path) -> list[StageFigure]:
+    """EMT excess energies of every atom of the store (``gbdist site-energy --potential emt``), then
+    one per-atom model of them on every LAE row with xgboost.dask (a fifth of the boundaries stop
+    the rounds), as ``gbdist site-model`` fits on a split's training boundaries."""
+    import numpy as np
+
+    from gbdist.learning.sites import SiteModelParams, read_site_rows, soap_rows, train_site_model
+    from gbdist.stages.sites import run_site_energy_stage
+    from gbdist.store.schema import open_group
+
+    with _Meter(client) as meter:
+        report = run_site_energy_stage(client, str(store), "emt", SITE_COLUMN)
+    energies = meter.figure("site_energy", report.atoms)
+    rows = read_site_rows(open_group(str(store)), str(store), SITE_COLUMN)
+    with _Meter(client) as meter:
+        booster = train_site_model(client, soap_rows(str(store)), rows, np.arange(len(rows.offsets) - 1),
+                                   SiteModelParams())
+    log.info("bench: site model on %d rows, %d rounds", len(rows.gb), booster.num_boosted_rounds())
+    return [energies, meter.figure("site_fit", int(np.isfinite(rows.value).sum()))]
 
 
 def predict_stage(client, bundle: Path, files: list[str], out: Path) -> dict:
@@ -476,6 +502,9 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
         log.info("bench: the data path on %d dumps", len(files))
         figures, info = data_path(client, store, files, config.workers, config.read, config.select)
         figures.append(learn_stage(client, store, labels, out / "models"))
+        if config.site_fit:
+            log.info("bench: EMT site energies and a per-atom model on every row")
+            figures.extend(site_stages(client, store))
         log.info("bench: predict the last %d dumps with the learnt bundle", config.predict_dumps)
         result["predict"] = predict_stage(client, out / "models", files[-config.predict_dumps:], out / "predict")
         result["soap_read"] = soap_read_pass(client, store)
@@ -550,6 +579,9 @@ def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
         "predict_rows_per_s": result["predict"]["rows_per_s"],
         "peak_rss_gib_1x": max(f.peak_rss_gib_per_worker for f in data_stages),
     }
+    for f in figures:
+        if f.stage in ("site_energy", "site_fit"):
+            summary |= {f"{f.stage}_s": f.wall_s, f"{f.stage}_rows": f.rows, f"{f.stage}_peak_rss_gib": f.peak_rss_gib_per_worker}
     if "olmsted_featomic" in result:
         fea = result["olmsted_featomic"]
         summary.update({
