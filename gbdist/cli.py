@@ -22,6 +22,7 @@ from gbdist.datasets.generate import GenerateParams
 from gbdist.datasets.polycrystal import PolycrystalParams
 from gbdist.errors import GbdistError
 from gbdist.io import ReadParams
+from gbdist.learning.sites import SiteModelParams
 from gbdist.stages.soap import SoapStageParams
 from gbdist.workflows.lae import LaeOptions
 from gbdist.workflows.learning import CurveOptions, EvaluateOptions, ExplainOptions, LearnOptions
@@ -507,6 +508,7 @@ def site_model_command(
     seed: int = _option(SiteModelOptions, "seed", "--seed"),
     eps: Optional[float] = _option(SiteModelOptions, "eps", "--eps"),
     top: int = _option(SiteModelOptions, "top", "--top"),
+    memory: str = typer.Option("workers", "--memory", help=SiteModelParams.model_fields["memory"].description),
     workers: Optional[int] = WORKERS, scheduler: Optional[str] = SCHEDULER, cluster_file: Optional[Path] = CLUSTER,
     verbose: bool = VERBOSE,
 ) -> None:
@@ -518,7 +520,7 @@ def site_model_command(
     _setup_logging(verbose)
     with _user_errors():
         options = SiteModelOptions(column=column, labels=labels, property=prop, window=window, splits=splits,
-                                   seed=seed, eps=eps, top=top)
+                                   seed=seed, eps=eps, top=top, model=SiteModelParams(memory=memory))
         result = site_model(store, out, options, _cluster_config(workers, scheduler, cluster_file))
     stats = result.summary["stats"]
     paired = result.summary["site_minus_ASR_area"]

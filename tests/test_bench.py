@@ -15,7 +15,7 @@ KEYS = {"olmsted_total_s", "soap_efficiency", "soap_efficiency_vs_bare", "speedu
         "parse_mb_s_per_core", "peak_rss_gib_1x", "peak_rss_gib_10x", "scale_factor", "predict_s", "predict_rows_per_s",
         "soap_rows_per_s_per_core", "soap_vs_bare", "passes_asr", "passes_lae", "n_unique",
         "growth_soap", "growth_asr", "growth_lae", "asr_lae_share_of_soap_10x", "passes_asr_10x", "passes_lae_10x",
-        *(f"site_{stage}_{x}" for stage in ("energy", "fit") for x in ("s", "rows", "peak_rss_gib"))}
+        *(f"site_{stage}_{x}" for stage in ("energy", "fit", "fit_external") for x in ("s", "rows", "peak_rss_gib"))}
 FEATOMIC_KEYS = {"olmsted_total_s_featomic", "soap_rows_per_s_per_core_featomic", "soap_vs_bare_featomic",
                  "featomic_vs_dscribe_rows_per_s", "n_unique_featomic", "eps_featomic", "n_unique_featomic_default_eps"}
 HUGE_KEYS = {"huge_atoms", "huge_n_lae", "huge_domains", "huge_total_s", "huge_select_s", "huge_soap_s", "huge_peak_rss_gib",
@@ -55,8 +55,9 @@ def test_bench_writes_every_figure(learning_store, tmp_path):
     assert summary["huge_file_reads_per_atom"] == 1.0
     assert bench["scale_up"]["n_gb"] == 2 * bench["olmsted"]["n_gb"]
     stages = [f["stage"] for f in bench["olmsted"]["figures"]]
-    assert stages == ["select", "soap", "asr", "lae", "learn", "site_energy", "site_fit"]
-    assert summary["site_energy_rows"] > summary["site_fit_rows"] == bench["olmsted"]["n_lae"]  # every atom; every row
+    assert stages == ["select", "soap", "asr", "lae", "learn", "site_energy", "site_fit", "site_fit_external"]
+    assert summary["site_energy_rows"] > summary["site_fit_rows"] == summary["site_fit_external_rows"] \
+        == bench["olmsted"]["n_lae"]  # every atom; every row
     assert 0 < bench["bare"]["rows"] < bench["olmsted"]["n_lae"]
     assert bench["numpy_leaders"]["n_unique"] >= 1
     assert all(len(w) == 2 for w in bench["speedup"]["walls"].values())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import dask.array as da
 import numpy as np
@@ -49,6 +50,9 @@ class SiteModelParams(BaseModel):
     max_rounds: int = Field(200, ge=1)
     early_stopping: int = Field(20, ge=1)
     validation: float = Field(0.2, gt=0, lt=1)
+    memory: Literal["workers", "external"] = Field(
+        "workers", description="workers: xgboost.dask holds the training rows in the workers' memory (fast); external: "
+        "each worker streams its Zarr chunks into XGBoost's external-memory pages (bounded, for stores larger than memory)")
 
     def booster(self, seed: int) -> dict:
         return {"tree_method": "hist", "objective": "reg:squarederror", "eval_metric": "rmse", "eta": self.eta,
@@ -95,9 +99,16 @@ def read_site_rows(group, store: str, column: str, eps: float | None = None) -> 
                     n_unique=int(group[lae_path(eps, UNIQUE_COUNT)].shape[0]), area=boundary_areas(group), eps=eps)
 
 
-def soap_rows(store: str, storage_options: dict | None = None) -> da.Array:
-    """The store's SOAP rows (lae, feature) float32 as a dask array, one block per Zarr chunk."""
-    return da.from_zarr(store, component=SOAP, storage_options=storage_options)
+@dataclass(frozen=True)
+class SoapRows:
+    """The store's SOAP rows (lae, feature) float32, read by the workers: where they are, and as a
+    dask array (one block per Zarr chunk)."""
+
+    store: str
+    storage_options: dict | None = None
+
+    def array(self) -> da.Array:
+        return da.from_zarr(self.store, component=SOAP, storage_options=self.storage_options)
 
 
 def _matrix(client, X: da.Array, y: np.ndarray, rows: np.ndarray, max_bin: int, ref=None):
@@ -107,11 +118,20 @@ def _matrix(client, X: da.Array, y: np.ndarray, rows: np.ndarray, max_bin: int, 
     return xgb.dask.DaskQuantileDMatrix(client, X_rows, y_rows, max_bin=max_bin, ref=ref)
 
 
-def fit_site_model(client, X: da.Array, y: np.ndarray, fit_rows: np.ndarray, valid_rows: np.ndarray,
+def fit_site_model(client, soap: SoapRows, y: np.ndarray, fit_rows: np.ndarray, valid_rows: np.ndarray,
                    params: SiteModelParams, seed: int = 0) -> xgb.Booster:
-    """Train on ``fit_rows`` (bool (n,)) of X (n, n_feat) and y (n,), stopping when the RMSE on
-    ``valid_rows`` has not improved for ``params.early_stopping`` rounds; returns the booster cut at
-    its best round. The validation matrix is binned with the training rows' quantiles."""
+    """Train on ``fit_rows`` (bool (n,)) of the SOAP rows (n, n_feat) and y (n,), stopping when the RMSE
+    on ``valid_rows`` has not improved for ``params.early_stopping`` rounds; returns the booster cut at
+    its best round. The validation rows are binned with the training rows' quantiles. ``params.memory``:
+    ``workers`` (``xgboost.dask``, every training row in the workers' memory) or ``external``
+    (``learning.extmem``: each worker streams its chunks, memory bounded by a chunk and its pages)."""
+    if params.memory == "external":
+        from gbdist.learning.extmem import fit_external
+
+        X = soap.array()
+        return fit_external(client, soap.store, soap.storage_options, y, fit_rows, valid_rows, X.chunks[0][0],
+                            params.booster(seed), params.max_rounds, params.early_stopping, params.max_bin)
+    X = soap.array()
     dtrain = _matrix(client, X, y, fit_rows, params.max_bin)
     dvalid = _matrix(client, X, y, valid_rows, params.max_bin, ref=dtrain)
     out = xgb.dask.train(client, params.booster(seed), dtrain, num_boost_round=params.max_rounds,
@@ -121,18 +141,18 @@ def fit_site_model(client, X: da.Array, y: np.ndarray, fit_rows: np.ndarray, val
     return booster[: best + 1]
 
 
-def train_site_model(client, X: da.Array, rows: SiteRows, train: np.ndarray, params: SiteModelParams,
+def train_site_model(client, soap: SoapRows, rows: SiteRows, train: np.ndarray, params: SiteModelParams,
                      seed: int = 0) -> xgb.Booster:
     """A per-atom model of ``rows.value`` from the rows (with a value) of the boundaries ``train``; a
     fraction ``params.validation`` of them, drawn by ``seed``, only stops the rounds."""
     known = np.isfinite(rows.value)
     fit, valid = split_boundaries(train, params.validation, seed)
-    return fit_site_model(client, X, rows.value, rows.rows_of(fit) & known, rows.rows_of(valid) & known, params, seed)
+    return fit_site_model(client, soap, rows.value, rows.rows_of(fit) & known, rows.rows_of(valid) & known, params, seed)
 
 
-def predict_site_rows(client, booster: xgb.Booster, X: da.Array, rows: np.ndarray) -> np.ndarray:
-    """(rows.sum(),) float64, the predictions for the rows ``rows`` (bool (n,)) of X, made on the workers."""
-    return xgb.dask.inplace_predict(client, booster, X[rows]).compute().astype(np.float64)
+def predict_site_rows(client, booster: xgb.Booster, soap: SoapRows, rows: np.ndarray) -> np.ndarray:
+    """(rows.sum(),) float64, the predictions for the rows ``rows`` (bool (n,)), made on the workers."""
+    return xgb.dask.inplace_predict(client, booster, soap.array()[rows]).compute().astype(np.float64)
 
 
 def boundary_energies_from_rows(rows: SiteRows, excess: np.ndarray, gbs: np.ndarray, window: float) -> np.ndarray:
@@ -159,7 +179,7 @@ def r2(y: np.ndarray, pred: np.ndarray) -> float:
     return float(1.0 - np.sum((pred - y) ** 2) / spread) if spread > 0 else float("nan")
 
 
-def evaluate_site_split(client, X: da.Array, rows: SiteRows, train: np.ndarray, test: np.ndarray,
+def evaluate_site_split(client, soap: SoapRows, rows: SiteRows, train: np.ndarray, test: np.ndarray,
                         params: SiteModelParams, window: float, seed: int) -> dict:
     """Fit on the rows of the boundaries ``train`` (store positions), score on those of ``test``.
 
@@ -171,10 +191,10 @@ def evaluate_site_split(client, X: da.Array, rows: SiteRows, train: np.ndarray, 
     t0 = time.perf_counter()
     client.run(reset_peak_rss)
     known = np.isfinite(rows.value)
-    booster = train_site_model(client, X, rows, train, params, seed)
+    booster = train_site_model(client, soap, rows, train, params, seed)
     test_rows = rows.rows_of(test)
     predicted = np.full(len(rows.gb), np.nan)
-    predicted[test_rows] = predict_site_rows(client, booster, X, test_rows)
+    predicted[test_rows] = predict_site_rows(client, booster, soap, test_rows)
     train_rows = rows.rows_of(train) & known
     _, block_mean, _ = block_energies(rows.label[train_rows], rows.value[train_rows], rows.n_unique)
     additive = np.where(np.isfinite(block_mean), block_mean, np.nanmean(rows.value[train_rows]))[rows.label]

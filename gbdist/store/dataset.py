@@ -13,7 +13,17 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from gbdist.store.schema import GB_SELECTION, chosen_eps, lae_group_name, open_group, resolve_eps, stage_done
+from gbdist.store.schema import (
+    BLOCK_ENERGY,
+    GB_SELECTION,
+    block_energy_columns,
+    block_energy_path,
+    chosen_eps,
+    lae_group_name,
+    open_group,
+    resolve_eps,
+    stage_done,
+)
 from gbdist.store.structures import (
     ATOM_ID,
     ATOM_START,
@@ -65,9 +75,10 @@ def open_store(url: str, eps: float | None = None, storage_options: dict | None 
     in the ``atom`` dimension), ``cna``, ``soap_norm``, ``n_atoms``, ``normal``,
     ``extent``, ``rule``, ``lattice``, ``lattice_constant``, ``host``, ``thickness`` (stores from before
     structure types lack these five), ``source`` (a coordinate) and, where an LAE run exists, ``label``,
-    ``similarity``, ``ler``
-    (gb, unique) and ``unique_*``. The structures: dimension ``atom`` (every atom of every boundary;
-    boundary i's are rows ``atom_start[i]`` to ``atom_start[i] + n_atoms[i]``) with ``position``
+    ``similarity``, ``ler`` (gb, unique) and ``unique_*`` (with ``unique_<column>_count``, ``_mean``
+    and ``_std``, the building-block energies of a per-atom column, after ``gbdist site-model``).
+    The structures: dimension ``atom`` (every atom of every boundary; boundary i's are rows
+    ``atom_start[i]`` to ``atom_start[i] + n_atoms[i]``) with ``position``
     (atom, xyz) Å, ``number``, ``atom_id``, ``structure_type`` and ``atom_<column>`` for each numeric
     per-atom column of the inputs; per boundary ``cell`` (gb, vector, xyz), ``origin``, ``pbc`` and
     ``grid`` (its spatial domains). ``gbdist.store.structures.structure_atoms`` gives one boundary as
@@ -105,6 +116,9 @@ def open_store(url: str, eps: float | None = None, storage_options: dict | None 
         lae = group[lae_group_name(eps)]
         for path, (name, dims) in _LAE_PLAN.items():
             data[name] = (dims, _lazy(lae[path]))
+        for column in block_energy_columns(group, eps):  # after gbdist site-model
+            for stat in BLOCK_ENERGY:
+                data[f"unique_{column}_{stat}"] = ("unique", _lazy(group[block_energy_path(eps, column, stat)]))
         attrs |= {"eps": eps, "chosen_eps": chosen_eps(group)}
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
     return ds.set_xindex("lae_gb") if "lae_gb" in ds.coords else ds

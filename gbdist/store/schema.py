@@ -372,14 +372,25 @@ def write_block_energies(group: zarr.Group, eps: float, column: str, count: np.n
                          std: np.ndarray) -> None:
     """Store the building-block energies of ``column`` at ``eps`` (see ``BLOCK_ENERGY``)."""
     for name, values in zip(BLOCK_ENERGY, (count, mean, std)):
-        write_array(group, lae_path(eps, f"unique/site/{column}/{name}"), values, ["unique"])
+        write_array(group, block_energy_path(eps, column, name), values, ["unique"])
+
+
+def block_energy_columns(group: zarr.Group, eps: float) -> list[str]:
+    """The per-atom columns with building-block energies stored at ``eps``."""
+    path = lae_path(eps, "unique/site")
+    return sorted(name for name, _ in group[path].groups()) if path in group else []
+
+
+def block_energy_path(eps: float, column: str, stat: str) -> str:
+    """Path of one of ``BLOCK_ENERGY`` (count, mean, std) of ``column`` at ``eps``."""
+    return lae_path(eps, f"unique/site/{column}/{stat}")
 
 
 def read_block_energies(group: zarr.Group, eps: float, column: str) -> dict[str, np.ndarray] | None:
     """{count, mean, std} of ``column`` at ``eps`` as stored by ``write_block_energies``, or None."""
-    if lae_path(eps, f"unique/site/{column}/mean") not in group:
+    if block_energy_path(eps, column, "mean") not in group:
         return None
-    return {name: group[lae_path(eps, f"unique/site/{column}/{name}")][:] for name in BLOCK_ENERGY}
+    return {name: group[block_energy_path(eps, column, name)][:] for name in BLOCK_ENERGY}
 
 
 def lae_runs(group: zarr.Group) -> dict[str, dict]:

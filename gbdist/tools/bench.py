@@ -229,11 +229,12 @@ SITE_COLUMN = "bench_emt_excess"
 
 def site_stages(client, store: Path) -> list[StageFigure]:
     """EMT excess energies of every atom of the store (``gbdist site-energy --potential emt``), then
-    one per-atom model of them on every LAE row with xgboost.dask (a fifth of the boundaries stop
-    the rounds), as ``gbdist site-model`` fits on a split's training boundaries."""
+    one per-atom model of them on every LAE row (a fifth of the boundaries stop the rounds), as
+    ``gbdist site-model`` fits on a split's training boundaries: with xgboost.dask (rows in the
+    workers' memory), then with the workers streaming their chunks (external memory)."""
     import numpy as np
 
-    from gbdist.learning.sites import SiteModelParams, read_site_rows, soap_rows, train_site_model
+    from gbdist.learning.sites import SiteModelParams, SoapRows, read_site_rows, train_site_model
     from gbdist.stages.sites import run_site_energy_stage
     from gbdist.store.schema import open_group
 
@@ -241,11 +242,14 @@ def site_stages(client, store: Path) -> list[StageFigure]:
         report = run_site_energy_stage(client, str(store), "emt", SITE_COLUMN)
     energies = meter.figure("site_energy", report.atoms)
     rows = read_site_rows(open_group(str(store)), str(store), SITE_COLUMN)
-    with _Meter(client) as meter:
-        booster = train_site_model(client, soap_rows(str(store)), rows, np.arange(len(rows.offsets) - 1),
-                                   SiteModelParams())
-    log.info("bench: site model on %d rows, %d rounds", len(rows.gb), booster.num_boosted_rounds())
-    return [energies, meter.figure("site_fit", int(np.isfinite(rows.value).sum()))]
+    figures = [energies]
+    for memory, stage in (("workers", "site_fit"), ("external", "site_fit_external")):
+        with _Meter(client) as meter:
+            booster = train_site_model(client, SoapRows(str(store)), rows, np.arange(len(rows.offsets) - 1),
+                                       SiteModelParams(memory=memory))
+        log.info("bench: site model (%s memory) on %d rows, %d rounds", memory, len(rows.gb), booster.num_boosted_rounds())
+        figures.append(meter.figure(stage, int(np.isfinite(rows.value).sum())))
+    return figures
 
 
 def predict_stage(client, bundle: Path, files: list[str], out: Path) -> dict:
@@ -580,7 +584,7 @@ def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
         "peak_rss_gib_1x": max(f.peak_rss_gib_per_worker for f in data_stages),
     }
     for f in figures:
-        if f.stage in ("site_energy", "site_fit"):
+        if f.stage in ("site_energy", "site_fit", "site_fit_external"):
             summary |= {f"{f.stage}_s": f.wall_s, f"{f.stage}_rows": f.rows, f"{f.stage}_peak_rss_gib": f.peak_rss_gib_per_worker}
     if "olmsted_featomic" in result:
         fea = result["olmsted_featomic"]

@@ -21,7 +21,7 @@ from gbdist.learning.models import energy_score, random_halves
 from gbdist.learning.plots import parity_plot, site_parity_plot
 from gbdist.learning.protocol import run_table1
 from gbdist.learning.reports import site_model_markdown
-from gbdist.learning.sites import SiteModelParams, SiteRows, evaluate_site_split, read_site_rows, soap_rows
+from gbdist.learning.sites import SiteModelParams, SiteRows, SoapRows, evaluate_site_split, read_site_rows
 from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.stages.sites import SiteEnergyReport, boundary_energies, run_site_energy_stage
 from gbdist.store.lock import store_lock
@@ -139,11 +139,11 @@ def site_model(store: str, out: str | Path, options: SiteModelOptions,
     out.mkdir(parents=True, exist_ok=True)
     with dask_client(cluster or ClusterConfig()) as client:
         table1 = run_table1(client, {"ASR_area": reps["ASR_area"][0]}, [prop], options.splits, options.seed)
-        X = soap_rows(store)
+        soap = SoapRows(store)
         records, held_out = [], []
         for i, (train, test) in enumerate(splits):
             log.info("site model: split %d of %d", i + 1, len(splits))
-            r = evaluate_site_split(client, X, rows, prop.rows[train], prop.rows[test], options.model, options.window,
+            r = evaluate_site_split(client, soap, rows, prop.rows[train], prop.rows[test], options.model, options.window,
                                     options.seed + i)
             y = prop.y[test]
             records.append({"split": i, "mae_mev": r["mae_mev"], "r2": r["r2"], "rows": r["rows"],
