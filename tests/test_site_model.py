@@ -114,6 +114,15 @@ def test_site_model_end_to_end(store_copy, scheduler_address, tmp_path):
         assert (tmp_path / "out" / name).exists(), name
     report = (tmp_path / "out" / "report.md").read_text()
     assert "per-atom MAE" in report and "ASR_area" in report and "blocks/lae" in report
+    # explain's report now gives each top LAE's building-block energy
+    from gbdist.explain.report import explain
+    from gbdist.learning.labels import align_labels, load_labels
+
+    (prop,) = align_labels(load_labels(str(labels)), group["gb/id"][:], ["energy"])
+    entries, _ = explain(store, prop, tmp_path / "explain", top=2)
+    for e in entries:
+        np.testing.assert_allclose(e["block_energy"]["toy_energy"]["mean_ev"], stored["mean"][e["lae"]])
+    assert "mean toy_energy (meV)" in (tmp_path / "explain" / "report.md").read_text()
     with pytest.raises(GbdistError, match="--column nothing: no such per-atom column"):
         site_model(store, tmp_path / "out2", SiteModelOptions(column="nothing", labels=str(labels)), cluster)
 

@@ -23,8 +23,10 @@ from gbdist.store.schema import (
     UNIQUE_ATOM,
     UNIQUE_COUNT,
     UNIQUE_GB,
+    block_energy_columns,
     lae_path,
     open_group,
+    read_block_energies,
     resolve_eps,
 )
 from gbdist.store.structures import gb_structure, require_structures
@@ -134,10 +136,13 @@ def explain(store: str, prop: Property, out: Path, klass: int | None = None, top
     trace = _trace(group, eps)
     out.mkdir(parents=True, exist_ok=True)
     entries, structures, pictures = [], {}, []
+    blocks = {c: read_block_energies(group, eps, c) for c in block_energy_columns(group, eps)}  # after site-model
     for rank, k in enumerate(ranking.order[:top], start=1):
         entry = describe_lae(int(k), trace, ler, prop) | {
             "rank": rank, "gain": float(ranking.gain[k]), "mean_abs_shap": float(ranking.mean_abs_shap[k]),
-            "mean_shap_in_class": float(ranking.mean_shap_in_class[k])}
+            "mean_shap_in_class": float(ranking.mean_shap_in_class[k]),
+            "block_energy": {c: {"mean_ev": float(b["mean"][k]), "std_ev": float(b["std"][k]), "rows": int(b["count"][k])}
+                             for c, b in blocks.items()}}
         slab = draw_entry(entry, structures, group, r_cut, out)
         if slab is not None:
             pictures.append((f"#{rank} LAE {k} ({entry['gb']})", slab))
@@ -154,6 +159,7 @@ def report_markdown(entries: list[dict], prop: Property, klass: int | None, eps:
     """``report.md``: one row per top LAE, linking its picture and extxyz file."""
     what = f"{prop.name} = {klass} vs the rest" if klass is not None else prop.name
     fractions = list(entries[0]["mean_fraction"]) if entries else []
+    columns = list(entries[0].get("block_energy", {})) if entries else []
     lines = [f"# Building blocks for {what}", "",
              f"Unique LAEs at eps {eps}, ranked by gain of an XGBoost model on the LER (settings chosen by CV "
              "on all labelled GBs); mean |SHAP| from XGBoost `pred_contribs`. Mean fraction: the LAE's share of "
@@ -162,14 +168,19 @@ def report_markdown(entries: list[dict], prop: Property, klass: int | None, eps:
              "thin slab of its boundary (GB plane horizontal, viewed along the boundary's tilt axis when it has one "
              "— found from the two grains' orientations — one lattice repeat thick, else along the in-plane box "
              "axis with the shortest period; filled / open circles for alternate atomic planes along the view, "
-             "its r_cut dashed). The view column says which.", "",
+             "its r_cut dashed). The view column says which."
+             + (" Mean excess (meV): the building block's energy, the mean of a per-atom column over the rows "
+                "assigned to it (`gbdist site-model`)." if columns else ""), "",
              "![overview](overview.png)", "",
              "| rank | LAE | gain | mean abs SHAP | GB | atom | GBs with it | "
-             + " | ".join(f"mean fraction ({c})" for c in fractions) + " | hcp | fcc | view | picture | cluster |",
-             "|" + " --- |" * (12 + len(fractions))]
+             + " | ".join(f"mean fraction ({c})" for c in fractions) + "".join(f" | mean {c} (meV)" for c in columns)
+             + " | hcp | fcc | view | picture | cluster |",
+             "|" + " --- |" * (12 + len(fractions) + len(columns))]
     for e in entries:
         cells = [str(e["rank"]), str(e["lae"]), f"{e['gain']:.3g}", f"{e['mean_abs_shap']:.3g}", e["gb"],
                  str(e["atom"]), str(e["gbs_containing"])] + [f"{e['mean_fraction'][c]:.4f}" for c in fractions]
+        cells += [f"{1000 * e['block_energy'][c]['mean_ev']:.1f} ± {1000 * e['block_energy'][c]['std_ev']:.1f}"
+                  for c in columns]
         if "png" in e:
             cells += [f"{e['hcp_fraction']:.2f}", f"{e['fcc_fraction']:.2f}", e["view"],
                       f"[cluster]({e['png']}) · [in its boundary]({e['boundary_png']})", f"[extxyz]({e['extxyz']})"]
