@@ -31,14 +31,14 @@ def type_caption(types: np.ndarray) -> str:
     return ", ".join(f"{TYPE_COLOURS[c][0].removeprefix('tab:')} {TYPE_COLOURS[c][1]}" for c in shown)
 
 
-def _cluster_panels(axes, positions: np.ndarray, cna: np.ndarray, title: str) -> None:
+def _cluster_panels(axes, positions: np.ndarray, cna: np.ndarray) -> None:
     """Two projections (x–y, y–z) of a cluster; the centre (row 0) marked with a black ring."""
     colours = type_colours(cna)
     for ax, (a, b), label in zip(axes, [(0, 1), (1, 2)], ["x–y", "y–z"]):
         ax.scatter(positions[:, a], positions[:, b], c=colours, s=60, edgecolors="k", linewidths=0.3)
         ax.scatter(positions[0, a], positions[0, b], s=220, facecolors="none", edgecolors="k", linewidths=1.8)
         ax.set_aspect("equal")
-        ax.set_title(f"{title} ({label})", fontsize=8)
+        ax.set_title(label, fontsize=8)
         ax.set_xlabel("xyz"[a] + " (Å)", fontsize=7)
         ax.set_ylabel("xyz"[b] + " (Å)", fontsize=7)
         ax.tick_params(labelsize=6)
@@ -46,10 +46,11 @@ def _cluster_panels(axes, positions: np.ndarray, cna: np.ndarray, title: str) ->
 
 def lae_picture(path: Path, positions: np.ndarray, cna: np.ndarray, title: str) -> None:
     """PNG of one LAE cluster: positions (m, 3) Å relative to the centre, CNA classes (m,)."""
-    fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
-    _cluster_panels(axes, positions, cna, title)
+    fig, axes = plt.subplots(1, 2, figsize=(7, 3.6))
+    _cluster_panels(axes, positions, cna)
+    fig.suptitle(title, fontsize=8)  # once, over both panels: a long id does not run into the other
     fig.text(0.5, 0.01, f"{type_caption(cna)} · ring: centre", ha="center", fontsize=7)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
