@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import xgboost as xgb
-import zarr
 from xgboost import collective
 
-from gbdist.store.schema import SOAP
+from gbdist.learning.models import cut_at_best
+from gbdist.store.schema import SOAP, open_group
 
 
 @dataclass
@@ -36,7 +36,7 @@ class ChunkRows(xgb.DataIter):
     """The masked rows of a ``ChunkShare``'s chunks, one chunk a batch, read from the store."""
 
     def __init__(self, store: str, storage_options: dict | None, share: ChunkShare, cache: str):
-        self.soap = zarr.open_group(store, mode="r", storage_options=storage_options)[SOAP]
+        self.soap = open_group(store, storage_options=storage_options)[SOAP]
         self.share = share
         self.k = 0
         super().__init__(cache_prefix=cache)
@@ -84,10 +84,7 @@ def _train_share(rabit_args: dict, store: str, storage_options: dict | None, fit
                                            max_bin=max_bin, nthread=nthread)
         booster = xgb.train(params | {"nthread": nthread}, dfit, num_boost_round=rounds, evals=[(dvalid, "valid")],
                             early_stopping_rounds=early_stopping, verbose_eval=False)
-        if collective.get_rank() != 0:
-            return None
-        best = booster.best_iteration if booster.attr("best_iteration") is not None else booster.num_boosted_rounds() - 1
-        return bytes(booster[: best + 1].save_raw("ubj"))
+        return bytes(cut_at_best(booster).save_raw("ubj")) if collective.get_rank() == 0 else None
 
 
 def fit_external(client, store: str, storage_options: dict | None, values: np.ndarray, fit_rows: np.ndarray,

@@ -152,6 +152,12 @@ def fit_choice(Z: np.ndarray, y: np.ndarray, kind: str, model: ModelParams, choi
     return xgb.train(choice.params, dtrain, num_boost_round=choice.n_rounds)
 
 
+def cut_at_best(booster: xgb.Booster) -> xgb.Booster:
+    """``booster`` without the rounds after its best one (early stopping keeps them all)."""
+    best = booster.best_iteration if booster.attr("best_iteration") is not None else booster.num_boosted_rounds() - 1
+    return booster[: best + 1]
+
+
 def predict(booster: xgb.Booster, X: np.ndarray, kind: str) -> np.ndarray:
     """Predicted values (regression) or class codes (classification) for X (m, n_feat)."""
     raw = booster.predict(xgb.DMatrix(X))

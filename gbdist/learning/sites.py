@@ -27,8 +27,9 @@ import xgboost.dask  # noqa: F401  (registers xgb.dask)
 from pydantic import BaseModel, ConfigDict, Field
 
 from gbdist.compute.boundary_energy import block_energies, window_energy
+from gbdist.learning.models import cut_at_best
 from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
-from gbdist.store.schema import GB_NORMAL, GB_OFFSET, LAE_GB, SOAP, UNIQUE_COUNT, lae_path, resolve_eps
+from gbdist.store.schema import GB_NORMAL, GB_OFFSET, LAE_GB, SOAP, UNIQUE_COUNT, lae_path, open_group, resolve_eps
 from gbdist.store.structures import SITE, boundary_areas, column_at, site_depths
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,11 @@ class SoapRows:
     def array(self) -> da.Array:
         return da.from_zarr(self.store, component=SOAP, storage_options=self.storage_options)
 
+    @property
+    def chunk_rows(self) -> int:
+        """Rows per Zarr chunk of ``soap``."""
+        return int(open_group(self.store, storage_options=self.storage_options)[SOAP].chunks[0])
+
 
 def _matrix(client, X: da.Array, y: np.ndarray, rows: np.ndarray, max_bin: int, ref=None):
     """A DaskQuantileDMatrix of the rows ``rows`` (bool (n,)) of X and y; the labels follow X's blocks."""
@@ -128,17 +134,14 @@ def fit_site_model(client, soap: SoapRows, y: np.ndarray, fit_rows: np.ndarray, 
     if params.memory == "external":
         from gbdist.learning.extmem import fit_external
 
-        X = soap.array()
-        return fit_external(client, soap.store, soap.storage_options, y, fit_rows, valid_rows, X.chunks[0][0],
+        return fit_external(client, soap.store, soap.storage_options, y, fit_rows, valid_rows, soap.chunk_rows,
                             params.booster(seed), params.max_rounds, params.early_stopping, params.max_bin)
     X = soap.array()
     dtrain = _matrix(client, X, y, fit_rows, params.max_bin)
     dvalid = _matrix(client, X, y, valid_rows, params.max_bin, ref=dtrain)
     out = xgb.dask.train(client, params.booster(seed), dtrain, num_boost_round=params.max_rounds,
                          evals=[(dvalid, "valid")], early_stopping_rounds=params.early_stopping, verbose_eval=False)
-    booster = out["booster"]
-    best = booster.best_iteration if booster.attr("best_iteration") is not None else booster.num_boosted_rounds() - 1
-    return booster[: best + 1]
+    return cut_at_best(out["booster"])
 
 
 def train_site_model(client, soap: SoapRows, rows: SiteRows, train: np.ndarray, params: SiteModelParams,
