@@ -75,12 +75,12 @@ def test_generated_set_feeds_the_pipeline(tmp_path, scheduler_address):
     structure = read_structure(tmp_path / "structures" / f"{labels['id'][0]}.dump.gz")
     assert {"type", "c_cna", "c_pe", "excess_energy"} <= set(structure.extras) and not structure.pbc[0]
     # the excess is the EMT energy less the bulk's, and summed it gives the table's energy (same skin rule)
-    from gbdist.compute.site_energy import emt_calculator, site_energies
+    from gbdist.compute.site_energy import EMT, site_energies
     from gbdist.datasets.generate import EV_PER_A2_TO_J_PER_M2, bulk_energy_per_atom, resolved
 
     excess = structure.extras["excess_energy"]
     np.testing.assert_allclose(excess, structure.extras["c_pe"] - bulk_energy_per_atom(resolved(params)), atol=1e-5)
-    np.testing.assert_allclose(structure.extras["c_pe"], site_energies(structure.to_ase(), emt_calculator()), atol=1e-5)
+    np.testing.assert_allclose(structure.extras["c_pe"], site_energies(structure.to_ase(), EMT), atol=1e-5)
     x = structure.positions[:, 0]
     inner = (x > x.min() + params.surface_skin) & (x < x.max() - params.surface_skin)
     area = float(np.linalg.norm(np.cross(structure.cell[1], structure.cell[2])))

@@ -117,12 +117,14 @@ def emt_calculator():
 
 
 def read_potential(spec: str | Path):
-    """``emt`` (the name) → the EMT calculator; anything else is an EAM file (``read_eam``)."""
-    return emt_calculator() if str(spec).lower() == EMT else read_eam(spec)
+    """``emt`` (the name) → ``EMT``; anything else is an EAM file (``read_eam``)."""
+    return EMT if str(spec).lower() == EMT else read_eam(spec)
 
 
 def site_energies(atoms, potential) -> np.ndarray:
-    """(n,) float64 eV, each atom's energy under ``potential`` (``read_potential``: EAM or EMT).
+    """(n,) float64 eV, each atom's energy under ``potential`` (``read_potential``: EAM or ``EMT``).
+    EMT gets a new calculator for each structure: asap3's keeps the cell it first saw, and then
+    refuses a smaller one (measured: a 4-atom bulk cell after a boundary).
 
     Raises
     ------
@@ -133,9 +135,11 @@ def site_energies(atoms, potential) -> np.ndarray:
 
     if isinstance(potential, EAM):
         return eam_site_energies(atoms, potential)
+    if potential != EMT:
+        raise TypeError(f"not a potential from read_potential: {potential!r}")
     missing = sorted(set(atoms.get_chemical_symbols()) - EMT_ELEMENTS)
     if missing:
         raise GbdistError(f"element(s) {', '.join(missing)} not described by EMT ({', '.join(sorted(EMT_ELEMENTS))})")
     atoms = atoms.copy()
-    atoms.calc = potential
+    atoms.calc = emt_calculator()
     return np.asarray(atoms.get_potential_energies(), np.float64)

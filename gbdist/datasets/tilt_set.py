@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from gbdist.compute.cna import compute_cna
-from gbdist.compute.site_energy import emt_calculator, site_energies
+from gbdist.compute.site_energy import EMT, site_energies
 from gbdist.datasets.generate import (
     GenerateParams,
     TiltBoundary,
@@ -45,7 +45,7 @@ def write_boundary(boundary: TiltBoundary, params: GenerateParams, e_bulk: float
     structure = Structure.from_ase(relaxed.atoms, source=path.name)
     structure.extras["type"] = relaxed.types
     structure.extras["c_cna"] = compute_cna(structure)
-    energies = site_energies(relaxed.atoms, emt_calculator())  # EMT, under which it was relaxed
+    energies = site_energies(relaxed.atoms, EMT)  # EMT, under which it was relaxed
     structure.extras["c_pe"] = energies
     structure.extras["excess_energy"] = energies - e_bulk
     write_lammps_dump(path, structure)

@@ -67,6 +67,8 @@ def site_energy_task(store: str, storage_options: dict | None, gb: int, potentia
                            float(arrays[GB_LATTICE_CONSTANT][gb]))
     except GbdistError as err:
         return {"gb": gb, "id": name, "error": f"{name}: {err}"}
+    except Exception as err:  # noqa: BLE001  (a calculator's own error, of any kind: this structure fails alone)
+        return {"gb": gb, "id": name, "error": f"{name}: {type(err).__name__}: {err}"}
     write_rows(arrays, layout.atom_start, {column_path(column): energies - bulk})
     return {"gb": gb, "id": name, "bulk_ev": bulk, "atoms": len(energies)}
 
