@@ -244,6 +244,7 @@ def site_stages(client, store: Path) -> list[StageFigure]:
     rows = read_site_rows(open_group(str(store)), str(store), SITE_COLUMN)
     figures = [energies]
     for memory, stage in (("workers", "site_fit"), ("external", "site_fit_external")):
+        client.restart()  # fresh workers: a peak is this fit's, not what an earlier stage left behind
         with _Meter(client) as meter:
             booster = train_site_model(client, SoapRows(str(store)), rows, np.arange(len(rows.offsets) - 1),
                                        SiteModelParams(memory=memory))
