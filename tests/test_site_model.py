@@ -157,6 +157,14 @@ def test_external_memory_training_learns_like_the_in_memory_one(store_copy, sche
             params = sites.SiteModelParams(max_rounds=30, memory=memory)
             scores[memory] = sites.evaluate_site_split(client, sites.SoapRows(store), rows, train, test, params,
                                                        window=4.0, seed=0)
+
+        def pages(dask_worker):
+            import glob
+            import os
+
+            return glob.glob(os.path.join(dask_worker.local_directory, "xgb-extmem-*"))
+
+        assert not any(client.run(pages).values()), "the external-memory pages are removed after the fit"
     for memory, r in scores.items():  # the toy column is 0.1 eV on non-fcc atoms, 5 meV noise
         assert np.isfinite(r["predicted"]).all() and r["mae_mev"] < 25, (memory, r["mae_mev"])
     assert abs(scores["external"]["mae_mev"] - scores["workers"]["mae_mev"]) < 10

@@ -10,6 +10,7 @@ share in memory while it trains.
 
 from __future__ import annotations
 
+import glob
 import os
 import uuid
 from dataclasses import dataclass
@@ -77,14 +78,19 @@ def _train_share(rabit_args: dict, store: str, storage_options: dict | None, fit
     worker = get_worker()
     cache = os.path.join(worker.local_directory, f"xgb-extmem-{uuid.uuid4().hex}")
     nthread = worker.state.nthreads
-    with collective.CommunicatorContext(**rabit_args):
-        dfit = xgb.ExtMemQuantileDMatrix(ChunkRows(store, storage_options, fit, cache + "-fit"), max_bin=max_bin,
-                                         nthread=nthread)
-        dvalid = xgb.ExtMemQuantileDMatrix(ChunkRows(store, storage_options, valid, cache + "-valid"), ref=dfit,
-                                           max_bin=max_bin, nthread=nthread)
-        booster = xgb.train(params | {"nthread": nthread}, dfit, num_boost_round=rounds, evals=[(dvalid, "valid")],
-                            early_stopping_rounds=early_stopping, verbose_eval=False)
-        return bytes(cut_at_best(booster).save_raw("ubj")) if collective.get_rank() == 0 else None
+    try:
+        with collective.CommunicatorContext(**rabit_args):
+            dfit = xgb.ExtMemQuantileDMatrix(ChunkRows(store, storage_options, fit, cache + "-fit"), max_bin=max_bin,
+                                             nthread=nthread)
+            dvalid = xgb.ExtMemQuantileDMatrix(ChunkRows(store, storage_options, valid, cache + "-valid"), ref=dfit,
+                                               max_bin=max_bin, nthread=nthread)
+            booster = xgb.train(params | {"nthread": nthread}, dfit, num_boost_round=rounds,
+                                evals=[(dvalid, "valid")], early_stopping_rounds=early_stopping, verbose_eval=False)
+            del dfit, dvalid
+            return bytes(cut_at_best(booster).save_raw("ubj")) if collective.get_rank() == 0 else None
+    finally:  # the pages (about a byte per training value) are this fit's alone
+        for path in glob.glob(cache + "*"):
+            os.remove(path)
 
 
 def fit_external(client, store: str, storage_options: dict | None, values: np.ndarray, fit_rows: np.ndarray,
@@ -93,6 +99,7 @@ def fit_external(client, store: str, storage_options: dict | None, values: np.nd
     """Train on ``fit_rows`` (bool (n,)) of the store's ``soap`` rows with ``values`` (n,), stopping on
     ``valid_rows``, every worker streaming its chunks; returns the booster cut at its best round."""
     from distributed.comm import get_address_host
+    from distributed.utils import get_ip
     from xgboost.tracker import RabitTracker
 
     workers = sorted(client.scheduler_info()["workers"])
@@ -100,7 +107,8 @@ def fit_external(client, store: str, storage_options: dict | None, values: np.nd
     valid_shares = shares(valid_rows, values, chunk_rows, len(workers))
     n = min(len(fit_shares), len(valid_shares))  # every worker in the ring needs rows of both
     fit_shares, valid_shares = _merge(fit_shares, n), _merge(valid_shares, n)
-    tracker = RabitTracker(n_workers=n, host_ip=get_address_host(client.scheduler.address))
+    # the tracker runs here: workers reach it at this machine's address on the route to the scheduler
+    tracker = RabitTracker(n_workers=n, host_ip=get_ip(get_address_host(client.scheduler.address)))
     tracker.start()
     futures = [client.submit(_train_share, tracker.worker_args(), store, storage_options, fit_shares[i], valid_shares[i],
                              params, rounds, early_stopping, max_bin, workers=[workers[i]], allow_other_workers=False,
