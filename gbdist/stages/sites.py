@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gbdist.compute.boundary_energy import boundary_area, window_energy
+from gbdist.compute.boundary_energy import window_energy
 from gbdist.compute.crystal import perfect_crystal
 from gbdist.compute.site_energy import EMT, read_potential, site_energies
 from gbdist.errors import GbdistError
 from gbdist.stages.progress import as_completed_with_progress
 from gbdist.store.schema import (
-    GB_EXTENT,
     GB_HOST,
     GB_ID,
     GB_LATTICE,
@@ -35,6 +34,7 @@ from gbdist.store.schema import (
 )
 from gbdist.store.structures import (
     add_column,
+    boundary_areas,
     column_path,
     layout_of,
     read_structure,
@@ -120,16 +120,13 @@ def boundary_energies(group, column: str, window: float) -> pd.DataFrame:
     within ``window`` Å of its plane (``boundary_plane``) over its area (the cell face spanned by the
     other two cell vectors), the atoms summed, the area (Å²) and the plane (Å). NaN where the
     structure has no flat boundary normal to an open axis (the distance rule) or no site energies."""
-    ids, normals, extents = group[GB_ID][:], group[GB_NORMAL][:], group[GB_EXTENT][:]
+    ids, normals, areas = group[GB_ID][:], group[GB_NORMAL][:], boundary_areas(group)
     rows = []
     for gb in range(len(ids)):
-        layout = layout_of(group, gb)
-        normal, extent = int(normals[gb]), extents[gb]
-        energy, atoms, area = np.nan, 0, np.nan
-        if normal >= 0 and np.isfinite(extent).all():
-            structure = read_structure(group, layout, str(ids[gb]), [column])
-            area = boundary_area(layout.cell, normal)
-            energy, atoms, plane = window_energy(structure.positions[:, normal], structure.extras[column], area, window)
-        rows.append({"id": str(ids[gb]), "energy": energy, "atoms": atoms, "area": area,
-                     "plane": plane if normal >= 0 and np.isfinite(extent).all() else np.nan})
+        energy, atoms, plane = np.nan, 0, np.nan
+        if np.isfinite(areas[gb]):  # a flat boundary normal to a cell vector
+            structure = read_structure(group, layout_of(group, gb), str(ids[gb]), [column])
+            energy, atoms, plane = window_energy(structure.positions[:, normals[gb]], structure.extras[column],
+                                                 areas[gb], window)
+        rows.append({"id": str(ids[gb]), "energy": energy, "atoms": atoms, "area": areas[gb], "plane": plane})
     return pd.DataFrame(rows).set_index("id")
