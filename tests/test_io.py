@@ -91,6 +91,7 @@ GOOD = ("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS ss pp pp\
     (GOOD.replace("4.0 5.0", "inf 5.0").encode(), "NaN or inf"),
     (GOOD.replace("id type x y z", "id type x y q").encode(), "no position columns"),
     (GOOD.replace("2 1 4.0", "1 1 4.0").encode(), "duplicate atom ids"),
+    (GOOD.replace("2 1 4.0", "2.5 1 4.0").encode(), "non-integer atom ids"),
     (GOOD.replace("0 10\n0 10\n0 10", "0 10\n10 0\n0 10").encode(), "bad box"),
     (GOOD.replace("0 10\n0 10\n0 10", "0 10\nzero ten\n0 10").encode(), "bad box"),
     (GOOD.replace("1 1 1.0 2.0", "1 1 abc 2.0").encode(), "non-numeric"),

@@ -167,7 +167,7 @@ def test_public_api_names_resolve():
 
 
 # ---------------------------------------------------------------- house rules
-LAYERS = {"errors": 0, "structure": 0, "io": 1, "compute": 1, "store": 2, "stages": 3, "learning": 3,
+LAYERS = {"errors": 0, "structure": 0, "rss": 0, "io": 1, "compute": 1, "store": 2, "stages": 3, "learning": 3,
           "explain": 3, "datasets": 3, "workflows": 4, "tools": 5, "cli": 5}
 
 

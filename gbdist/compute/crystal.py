@@ -105,11 +105,16 @@ def periodic_images(structure: Structure, reach: float, atoms: np.ndarray | None
 
 def atoms_within(structure: Structure, atoms: np.ndarray, reach: float) -> np.ndarray:
     """Indices (ascending) of the atoms within ``reach`` Å of any of ``atoms`` ((n,) bool or indices),
-    periodic images included (so each of ``atoms`` too)."""
+    periodic images included (so each of ``atoms`` too). The structure is queried a block of atoms
+    at a time: a kd-tree of ``atoms`` and their images, never (n, 3) temporaries of all atoms."""
     images, _ = periodic_images(structure, reach, np.flatnonzero(atoms) if atoms.dtype == bool else atoms)
-    own, _ = periodic_images(structure, 0.0)
-    distance, _ = cKDTree(images).query(own, k=1, distance_upper_bound=reach * (1 + 1e-12))
-    return np.flatnonzero(np.isfinite(distance))
+    tree = cKDTree(images)
+    found = []
+    for block in blocks(len(structure)):
+        own, _ = periodic_images(structure, 0.0, np.arange(block.start, block.stop))
+        distance, _ = tree.query(own, k=1, distance_upper_bound=reach * (1 + 1e-12))
+        found.append(np.flatnonzero(np.isfinite(distance)) + block.start)
+    return np.concatenate(found)
 
 
 def thick_supercell(structure: Structure, least: float):
@@ -223,9 +228,11 @@ def lattice_constant(structure: Structure, bulk: np.ndarray, lattice: str) -> fl
     strained next to a boundary do not bias it."""
     if not len(bulk):
         return float("nan")
-    images, _ = periodic_images(structure, NN_REACH)
     sample = bulk[::max(1, len(bulk) // 20_000)]
-    d, _ = cKDTree(images).query(images[sample], k=SHELL[lattice] + 1, distance_upper_bound=NN_REACH)
+    near = atoms_within(structure, sample, NN_REACH)  # every neighbour of the sample, and the sample
+    images, _ = periodic_images(structure, NN_REACH, near)  # near's own rows first, in order
+    d, _ = cKDTree(images).query(images[np.searchsorted(near, sample)], k=SHELL[lattice] + 1,
+                                 distance_upper_bound=NN_REACH)
     d = d[:, 1:][np.isfinite(d[:, 1:])]
     return round(float(np.median(d)) / NN_PER_A[lattice], 3) if len(d) else float("nan")
 

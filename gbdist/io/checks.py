@@ -75,12 +75,13 @@ def check_min_distance(structure: Structure, min_distance: float = MIN_DISTANCE)
     """
     from scipy.spatial import cKDTree
 
-    positions, index = _with_periodic_images(structure, min_distance)
+    positions, image_of = _with_periodic_images(structure, min_distance)
     pairs = cKDTree(positions).query_pairs(min_distance, output_type="ndarray")
     if not len(pairs):
         return
     d = np.linalg.norm(positions[pairs[:, 0]] - positions[pairs[:, 1]], axis=1)
-    a, b = index[pairs[np.argmin(d)]]
+    n = len(structure)
+    a, b = (int(k) if k < n else int(image_of[k - n]) for k in pairs[np.argmin(d)])
     what = (f"atom id {structure.ids[a]} is {d.min():.3g} Å from its own periodic image (the cell is too thin)"
             if a == b else f"atoms id {structure.ids[a]} and id {structure.ids[b]} are {d.min():.3g} Å apart")
     raise StructureError(structure.source, f"{what}: closer than {min_distance} Å (overlapping or duplicated atoms)")
@@ -88,22 +89,25 @@ def check_min_distance(structure: Structure, min_distance: float = MIN_DISTANCE)
 
 def _with_periodic_images(structure: Structure, reach: float) -> tuple[np.ndarray, np.ndarray]:
     """Positions (wrapped into the cell along periodic axes) plus the images of atoms within
-    ``reach`` Å of a periodic face; (m, 3) Å and (m,) the index of the atom each point is. Built a
-    block of atoms at a time: a large structure costs its points, not (n, 3) temporaries."""
+    ``reach`` Å of a periodic face: (n + m, 3) Å, the atoms first, and (m,) the atom each image is
+    of. Built a block of atoms at a time: a large structure costs its points, not (n, 3) temporaries."""
     cell, pbc = structure.cell, structure.pbc
     heights = cell_heights(cell)
     if not pbc.any() or not heights.all():
-        return structure.positions, np.arange(len(structure))
+        return structure.positions, np.zeros(0, np.int64)
     inverse = np.linalg.inv(cell)
     near = np.minimum(np.where(pbc, reach / np.where(heights > 0, heights, 1.0), 0.0), 1.0)
     periodic = np.flatnonzero(pbc)
     shifts = [s for s in itertools.product((-1, 0, 1), repeat=len(periodic)) if any(s)]
-    wrapped = np.empty((len(structure), 3))
-    points, index = [[] for _ in shifts], [[] for _ in shifts]  # by shift, as the images are ordered
-    for block in blocks(len(structure)):
+
+    def wrapped(block: slice) -> np.ndarray:
         frac = (structure.positions[block] - structure.origin) @ inverse
         frac[:, pbc] %= 1.0
-        wrapped[block] = frac @ cell
+        return frac
+
+    points, index = [[] for _ in shifts], [[] for _ in shifts]  # by shift, as the images are ordered
+    for block in blocks(len(structure)):
+        frac = wrapped(block)
         for k, shift in enumerate(shifts):
             # an image shifted by +1 is near the cell only if the atom is near the lower face, and so on
             keep = np.ones(len(frac), bool)
@@ -113,5 +117,10 @@ def _with_periodic_images(structure: Structure, reach: float) -> tuple[np.ndarra
             s[periodic] = shift
             points[k].append((frac[keep] + s) @ cell)
             index[k].append(np.flatnonzero(keep) + block.start)
-    return (np.concatenate([wrapped, *(p for parts in points for p in parts)]),
-            np.concatenate([np.arange(len(structure)), *(i for parts in index for i in parts)]).astype(np.int64))
+    images = [p for parts in points for p in parts]
+    out = np.empty((len(structure) + sum(len(p) for p in images), 3))  # allocated once: no second copy
+    for block in blocks(len(structure)):  # the atoms themselves, wrapped, computed again block by block
+        out[block] = wrapped(block) @ cell
+    if images:
+        out[len(structure):] = np.concatenate(images)
+    return out, np.concatenate([np.zeros(0, np.int64), *(i for parts in index for i in parts)]).astype(np.int64)

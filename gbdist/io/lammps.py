@@ -281,11 +281,14 @@ def parse_lammps_stream(
     if pos_cols[0].startswith("xs"):
         positions = positions @ cell + origin
     ids = table["id"]
-    if not np.all(ids == np.round(ids)):
-        raise StructureError(source, "non-integer atom ids")
-    ids = ids.astype(np.int64)
-    if len(np.unique(ids)) != len(ids):
+    if ids.dtype.kind == "f":  # an integer column is int64 already (_atom_table); a float one must hold integers
+        if not np.all(ids == np.round(ids)):
+            raise StructureError(source, "non-integer atom ids")
+        ids = ids.astype(np.int64)
+    ordered = np.sort(ids)  # one copy, not np.unique's several
+    if (ordered[1:] == ordered[:-1]).any():
         raise StructureError(source, "duplicate atom ids")
+    del ordered
     numbers = _elements(source, table, element, type_map)
     extras = {c: table[c] for c in columns if c not in {"id", "element", *pos_cols}}
     return Structure(

@@ -15,6 +15,7 @@ from gbdist.errors import StructureError
 from gbdist.io.checks import check_inside_box, check_min_distance
 from gbdist.io.files import open_stream
 from gbdist.io.lammps import is_lammps_dump, parse_lammps_stream
+from gbdist.rss import release_free_memory
 from gbdist.structure import Structure
 
 
@@ -72,7 +73,9 @@ def read_structure(path: str | os.PathLike, params: ReadParams | None = None) ->
         check_inside_box(structure, params.box_tolerance)
     else:
         structure = _read_with_ase(data, path, name)
+    release_free_memory()  # the parser's blocks: a 10⁷-atom dump left 0.23 GiB of freed heap resident
     check_min_distance(structure)
+    release_free_memory()
     PARSED["files"] += 1
     PARSED["atoms"] += len(structure)
     return structure

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gbdist.compute.boundary_energy import block_energies, window_energy
 from gbdist.learning.models import cut_at_best
-from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
+from gbdist.rss import peak_rss_bytes, reset_peak_rss
 from gbdist.store.schema import GB_NORMAL, GB_OFFSET, LAE_GB, SOAP, UNIQUE_COUNT, lae_path, open_group, resolve_eps
 from gbdist.store.structures import SITE, boundary_areas, column_at, site_depths
 

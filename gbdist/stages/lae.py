@@ -49,7 +49,7 @@ from gbdist.compute.leaders import (
 from gbdist.compute.soap import SoapParams, check_store_rows
 from gbdist.errors import StoreError
 from gbdist.stages.progress import as_completed_with_progress, with_progress
-from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
+from gbdist.rss import peak_rss_bytes, reset_peak_rss
 from gbdist.store.schema import (
     ASSIGNED_GROUP,
     GB_HOST,

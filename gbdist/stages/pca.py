@@ -22,7 +22,7 @@ import numpy as np
 from dask_ml.decomposition import PCA, IncrementalPCA
 
 from gbdist.errors import StoreError
-from gbdist.stages.rss import peak_rss_bytes, reset_peak_rss
+from gbdist.rss import peak_rss_bytes, reset_peak_rss
 from gbdist.store.schema import MAP_GROUP, create_store_array, mark_stage, open_group, stage_done, write_array
 
 log = logging.getLogger(__name__)

@@ -41,7 +41,7 @@ from gbdist.compute.soap import (
 from gbdist.errors import GbdistError, StoreError
 from gbdist.io import ReadParams, read_structure
 from gbdist.stages.progress import as_completed_with_progress
-from gbdist.stages.rss import peak_rss_bytes, release_free_memory
+from gbdist.rss import peak_rss_bytes, release_free_memory
 from gbdist.stages.watchdog import task_error
 from gbdist.store.schema import (
     GB_EXTENT,
@@ -152,6 +152,7 @@ def ingest_file(path: str, params: SoapStageParams) -> Ingested | dict:
         sel = select_gb_region(structure, params.select)
     except GbdistError as err:
         return {"path": path, "error": str(err)}
+    release_free_memory()
     species = species_symbols(structure.numbers)
     halo = crop_width(params.soap, species)
     grid = domain_grid(structure, halo, params.split_atoms, params.domain_atoms)
