@@ -15,7 +15,9 @@ KEYS = {"olmsted_total_s", "soap_efficiency", "soap_efficiency_vs_bare", "speedu
         "parse_mb_s_per_core", "peak_rss_gib_1x", "peak_rss_gib_10x", "scale_factor", "predict_s", "predict_rows_per_s",
         "soap_rows_per_s_per_core", "soap_vs_bare", "passes_asr", "passes_lae", "n_unique",
         "growth_soap", "growth_asr", "growth_lae", "asr_lae_share_of_soap_10x", "passes_asr_10x", "passes_lae_10x",
-        *(f"site_{stage}_{x}" for stage in ("energy", "fit", "fit_external") for x in ("s", "rows", "peak_rss_gib"))}
+        *(f"site_{stage}_{x}" for stage in ("energy", "fit", "fit_external", "fit_external_scaled")
+          for x in ("s", "rows", "peak_rss_gib")),
+        *(f"site_{stage}_rounds" for stage in ("fit", "fit_external", "fit_external_scaled")), "site_scale_factor"}
 FEATOMIC_KEYS = {"olmsted_total_s_featomic", "soap_rows_per_s_per_core_featomic", "soap_vs_bare_featomic",
                  "featomic_vs_dscribe_rows_per_s", "n_unique_featomic", "eps_featomic", "n_unique_featomic_default_eps"}
 HUGE_KEYS = {"huge_atoms", "huge_n_lae", "huge_domains", "huge_total_s", "huge_select_s", "huge_soap_s", "huge_peak_rss_gib",
@@ -37,7 +39,8 @@ def test_bench_writes_every_figure(learning_store, tmp_path):
                                           "memory_limit": "2GiB", "speedup_dumps": 4, "speedup_repeats": 2,
                                           "bare_dumps": 2, "scale": 2, "kernel_fine_eps": 0.02,
                                           "predict_dumps": 3, "featomic": with_featomic, "featomic_eps": 0.05,
-                                          "huge_atoms": 5000, "split_atoms": 2000, "domain_atoms": 500}))
+                                          "huge_atoms": 5000, "split_atoms": 2000, "domain_atoms": 500,
+                                          "site_scale": 3}))
     out = tmp_path / "bench"
     result = runner.invoke(app, ["bench", str(bench_file), "--out", str(out), "--no-verbose"])
     assert result.exit_code == 0, result.output
@@ -55,9 +58,12 @@ def test_bench_writes_every_figure(learning_store, tmp_path):
     assert summary["huge_file_reads_per_atom"] == 1.0
     assert bench["scale_up"]["n_gb"] == 2 * bench["olmsted"]["n_gb"]
     stages = [f["stage"] for f in bench["olmsted"]["figures"]]
-    assert stages == ["select", "soap", "asr", "lae", "learn", "site_energy", "site_fit", "site_fit_external"]
+    assert stages == ["select", "soap", "asr", "lae", "learn", "site_energy", "site_fit", "site_fit_external",
+                      "site_fit_external_scaled"]
     assert summary["site_energy_rows"] > summary["site_fit_rows"] == summary["site_fit_external_rows"] \
         == bench["olmsted"]["n_lae"]  # every atom; every row
+    assert summary["site_fit_external_scaled_rows"] == 3 * summary["site_fit_external_rows"]
+    assert summary["site_scale_factor"] == 3
     assert 0 < bench["bare"]["rows"] < bench["olmsted"]["n_lae"]
     assert bench["numpy_leaders"]["n_unique"] >= 1
     assert all(len(w) == 2 for w in bench["speedup"]["walls"].values())

@@ -168,3 +168,26 @@ def test_external_memory_training_learns_like_the_in_memory_one(store_copy, sche
     for memory, r in scores.items():  # the toy column is 0.1 eV on non-fcc atoms, 5 meV noise
         assert np.isfinite(r["predicted"]).all() and r["mae_mev"] < 25, (memory, r["mae_mev"])
     assert abs(scores["external"]["mae_mev"] - scores["workers"]["mae_mev"]) < 10
+
+
+def test_a_repeated_share_streams_its_rows_that_many_times(store_copy, tmp_path):
+    from gbdist.learning.extmem import ChunkRows, shares
+    from gbdist.store.schema import SOAP, open_group
+
+    store, _ = store_copy
+    soap = open_group(store)[SOAP]
+    n = soap.shape[0]
+    rows = np.arange(n) % 3 == 0
+    (share,) = shares(rows, np.arange(n, dtype=float), soap.chunks[0], n_workers=1)
+    share.repeat = 3
+    stream = ChunkRows(store, None, share, str(tmp_path / "cache"))
+    batches = []
+    for _ in range(2):  # XGBoost resets the iterator between its passes; each pass deals everything again
+        stream.reset()
+        while stream.next(lambda data, label: batches.append((data, label))):
+            pass
+    data = np.concatenate([d for d, _ in batches])
+    labels = np.concatenate([y for _, y in batches])
+    assert len(data) == 2 * 3 * rows.sum()
+    np.testing.assert_array_equal(data[: rows.sum()], soap[:][rows])
+    np.testing.assert_array_equal(np.sort(labels), np.sort(np.tile(np.flatnonzero(rows), 6)).astype(np.float32))

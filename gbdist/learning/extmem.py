@@ -26,11 +26,13 @@ from gbdist.store.schema import SOAP, open_group
 @dataclass
 class ChunkShare:
     """A worker's rows: ``chunks`` [(lo, hi)] of ``soap`` row ranges, the rows used in each (bool
-    masks) and their values (float32), one entry per chunk."""
+    masks) and their values (float32), one entry per chunk; all of them streamed ``repeat`` times
+    (a scale-up: the same rows dealt again, read from the store again, as XGBoost's pages grow)."""
 
     chunks: list[tuple[int, int]]
     masks: list[np.ndarray]
     values: list[np.ndarray]
+    repeat: int = 1
 
 
 class ChunkRows(xgb.DataIter):
@@ -43,10 +45,12 @@ class ChunkRows(xgb.DataIter):
         super().__init__(cache_prefix=cache)
 
     def next(self, input_data) -> bool:
-        if self.k == len(self.share.chunks):
+        n = len(self.share.chunks)
+        if self.k == n * self.share.repeat:
             return False
-        lo, hi = self.share.chunks[self.k]
-        input_data(data=self.soap[lo:hi][self.share.masks[self.k]], label=self.share.values[self.k])
+        i = self.k % n
+        lo, hi = self.share.chunks[i]
+        input_data(data=self.soap[lo:hi][self.share.masks[i]], label=self.share.values[i])
         self.k += 1
         return True
 
@@ -95,9 +99,10 @@ def _train_share(rabit_args: dict, store: str, storage_options: dict | None, fit
 
 def fit_external(client, store: str, storage_options: dict | None, values: np.ndarray, fit_rows: np.ndarray,
                  valid_rows: np.ndarray, chunk_rows: int, params: dict, rounds: int, early_stopping: int,
-                 max_bin: int) -> xgb.Booster:
+                 max_bin: int, repeat: int = 1) -> xgb.Booster:
     """Train on ``fit_rows`` (bool (n,)) of the store's ``soap`` rows with ``values`` (n,), stopping on
-    ``valid_rows``, every worker streaming its chunks; returns the booster cut at its best round."""
+    ``valid_rows``, every worker streaming its chunks; returns the booster cut at its best round.
+    ``repeat`` > 1 deals every training row that many times (the bench's scale-up of the fit)."""
     from distributed.comm import get_address_host
     from distributed.utils import get_ip
     from xgboost.tracker import RabitTracker
@@ -107,6 +112,8 @@ def fit_external(client, store: str, storage_options: dict | None, values: np.nd
     valid_shares = shares(valid_rows, values, chunk_rows, len(workers))
     n = min(len(fit_shares), len(valid_shares))  # every worker in the ring needs rows of both
     fit_shares, valid_shares = _merge(fit_shares, n), _merge(valid_shares, n)
+    for share in fit_shares:
+        share.repeat = repeat
     # the tracker runs here: workers reach it at this machine's address on the route to the scheduler
     tracker = RabitTracker(n_workers=n, host_ip=get_ip(get_address_host(client.scheduler.address)))
     tracker.start()

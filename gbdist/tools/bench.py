@@ -77,6 +77,8 @@ class BenchConfig(BaseModel):
                                        "dscribe's. The count at the default eps is then measured too.")
     predict_dumps: int = Field(88, ge=1, description="last dumps predicted with the learnt bundle (SOAP included)")
     site_fit: bool = Field(True, description="EMT site energies of the inputs and a per-atom model on every LAE row")
+    site_scale: int = Field(0, ge=0, description="with site_fit, also the external-memory fit with every training "
+                            "row dealt this many times (a scale-up read from the same store); 0 skips it")
     scale: int = Field(0, ge=0, description="synthetic scale-up factor; 0 skips it")
     huge_atoms: int = Field(0, ge=0, description="atoms of one structure tiled from a dump along its periodic "
                             "axes (its boundary plane) and run through soap → asr → lae; 0 skips it")
@@ -227,14 +229,19 @@ SITE_COLUMN = "bench_emt_excess"
 """The per-atom column the bench's EMT site energies go to."""
 
 
-def site_stages(client, store: Path) -> list[StageFigure]:
+def site_stages(client, store: Path, scale: int = 0) -> tuple[list[StageFigure], dict[str, int]]:
     """EMT excess energies of every atom of the store (``gbdist site-energy --potential emt``), then
     one per-atom model of them on every LAE row (a fifth of the boundaries stop the rounds), as
     ``gbdist site-model`` fits on a split's training boundaries: with xgboost.dask (rows in the
-    workers' memory), then with the workers streaming their chunks (external memory)."""
+    workers' memory), then with the workers streaming their chunks (external memory), then, if
+    ``scale`` > 1, external memory with every training row dealt ``scale`` times
+    (``site_fit_external_scaled``: the same rows read from the store again, so that XGBoost's pages
+    and per-row state grow ``scale``-fold without a store that size on disk). Returns the figures
+    and each fit's boosted rounds."""
     import numpy as np
 
-    from gbdist.learning.sites import SiteModelParams, SoapRows, read_site_rows, train_site_model
+    from gbdist.learning.extmem import fit_external
+    from gbdist.learning.sites import SiteModelParams, SoapRows, read_site_rows, split_boundaries, train_site_model
     from gbdist.stages.sites import run_site_energy_stage
     from gbdist.store.schema import open_group
 
@@ -242,15 +249,28 @@ def site_stages(client, store: Path) -> list[StageFigure]:
         report = run_site_energy_stage(client, str(store), "emt", SITE_COLUMN)
     energies = meter.figure("site_energy", report.atoms)
     rows = read_site_rows(open_group(str(store)), str(store), SITE_COLUMN)
-    figures = [energies]
+    known = np.isfinite(rows.value)
+    everything = np.arange(len(rows.offsets) - 1)
+    figures, rounds = [energies], {}
     for memory, stage in (("workers", "site_fit"), ("external", "site_fit_external")):
         client.restart()  # fresh workers: a peak is this fit's, not what an earlier stage left behind
         with _Meter(client) as meter:
-            booster = train_site_model(client, SoapRows(str(store)), rows, np.arange(len(rows.offsets) - 1),
-                                       SiteModelParams(memory=memory))
-        log.info("bench: site model (%s memory) on %d rows, %d rounds", memory, len(rows.gb), booster.num_boosted_rounds())
-        figures.append(meter.figure(stage, int(np.isfinite(rows.value).sum())))
-    return figures
+            booster = train_site_model(client, SoapRows(str(store)), rows, everything, SiteModelParams(memory=memory))
+        rounds[stage] = booster.num_boosted_rounds()
+        log.info("bench: site model (%s memory) on %d rows, %d rounds", memory, len(rows.gb), rounds[stage])
+        figures.append(meter.figure(stage, int(known.sum())))
+    if scale > 1:
+        params, soap = SiteModelParams(memory="external"), SoapRows(str(store))
+        fit, valid = split_boundaries(everything, params.validation, 0)  # train_site_model's split, seed 0
+        client.restart()
+        with _Meter(client) as meter:
+            booster = fit_external(client, soap.store, soap.storage_options, rows.value, rows.rows_of(fit) & known,
+                                   rows.rows_of(valid) & known, soap.chunk_rows, params.booster(0), params.max_rounds,
+                                   params.early_stopping, params.max_bin, repeat=scale)
+        rounds["site_fit_external_scaled"] = booster.num_boosted_rounds()
+        log.info("bench: site model (external memory, rows dealt %d times), %d rounds", scale, booster.num_boosted_rounds())
+        figures.append(meter.figure("site_fit_external_scaled", scale * int(known.sum())))
+    return figures, rounds
 
 
 def predict_stage(client, bundle: Path, files: list[str], out: Path) -> dict:
@@ -509,7 +529,9 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
         figures.append(learn_stage(client, store, labels, out / "models"))
         if config.site_fit:
             log.info("bench: EMT site energies and a per-atom model on every row")
-            figures.extend(site_stages(client, store))
+            site_figures, result["site_rounds"] = site_stages(client, store, config.site_scale)
+            result["site_scale"] = config.site_scale
+            figures.extend(site_figures)
         log.info("bench: predict the last %d dumps with the learnt bundle", config.predict_dumps)
         result["predict"] = predict_stage(client, out / "models", files[-config.predict_dumps:], out / "predict")
         result["soap_read"] = soap_read_pass(client, store)
@@ -585,8 +607,11 @@ def _summary(result: dict, figures: list[StageFigure], workers: int) -> dict:
         "peak_rss_gib_1x": max(f.peak_rss_gib_per_worker for f in data_stages),
     }
     for f in figures:
-        if f.stage in ("site_energy", "site_fit", "site_fit_external"):
+        if f.stage in ("site_energy", "site_fit", "site_fit_external", "site_fit_external_scaled"):
             summary |= {f"{f.stage}_s": f.wall_s, f"{f.stage}_rows": f.rows, f"{f.stage}_peak_rss_gib": f.peak_rss_gib_per_worker}
+    summary |= {f"{stage}_rounds": n for stage, n in result.get("site_rounds", {}).items()}
+    if "site_fit_external_scaled" in result.get("site_rounds", {}):
+        summary["site_scale_factor"] = result["site_scale"]
     if "olmsted_featomic" in result:
         fea = result["olmsted_featomic"]
         summary.update({
