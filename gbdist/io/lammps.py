@@ -10,6 +10,7 @@ import pandas as pd
 from ase.data import atomic_numbers, chemical_symbols
 
 from gbdist.errors import StructureError
+from gbdist.rss import release_free_memory
 from gbdist.structure import Structure
 
 _POSITION_SETS = (("x", "y", "z"), ("xu", "yu", "zu"), ("xs", "ys", "zs"), ("xsu", "ysu", "zsu"))
@@ -162,6 +163,8 @@ def _atom_table(stream, columns: list[str], pos_cols: tuple[str, ...], n: int, s
         if "element" in block:
             symbols.append(pd.Categorical(block["element"]))
         filled += len(block)
+        del block, text
+        release_free_memory()  # the block's freed text and frame: else the heap keeps them resident
     if filled == 0:
         raise StructureError(source, f"truncated dump: header says {n} atoms, found 0")
     extra = 0 if filled < n else lines.rest()
