@@ -88,6 +88,40 @@ def test_atoms_on_top_of_each_other_are_refused_across_periodic_faces_too():
         check_min_distance(s)
 
 
+@pytest.mark.parametrize("slab_atoms", [1 << 20, 64])  # whole, or 8 slabs across the 49 Å axis
+def test_close_atoms_are_found_slab_by_slab_as_in_one_piece(monkeypatch, slab_atoms):
+    from ase.build import bulk
+
+    import gbdist.io.checks as checks
+
+    monkeypatch.setattr(checks, "SLAB_ATOMS", slab_atoms)
+    atoms = bulk("Ni", "fcc", a=3.52, cubic=True).repeat((3, 3, 14))  # periodic; z is the highest axis
+    fresh = Structure.from_ase(atoms, "bulk")
+    check_min_distance(fresh)
+    z = fresh.positions[:, 2]
+    cases = []
+    i, j = np.argmin(z), np.argmax(z)  # across the periodic face of the slab axis, j one cell away (unwrapped)
+    moved = fresh.positions.copy()
+    moved[j] = moved[i] + np.array([0.0, 0.0, 2 * fresh.cell[2, 2] - 0.2])
+    cases.append((moved, i, j, "0.2"))
+    i, j = np.flatnonzero(np.isclose(z, 5.28))[:2]  # straddling the first slab edge (z = 6.16 Å)
+    moved = fresh.positions.copy()
+    moved[i, 2], moved[j] = 6.10, moved[i] * [1, 1, 0] + [0, 0, 6.25]
+    cases.append((moved, i, j, "0.15"))
+    for positions, i, j, d in cases:
+        s = Structure("bulk", positions, fresh.cell, fresh.pbc, fresh.numbers, fresh.ids)
+        with pytest.raises(StructureError, match=rf"bulk: atoms id ({s.ids[i]}|{s.ids[j]}) and id "
+                                                 rf"({s.ids[i]}|{s.ids[j]}) are {d} Å apart"):
+            check_min_distance(s)
+    open_slab = toy_boundary(seed=2, with_cna=False)  # open along x, its highest axis
+    check_min_distance(open_slab)
+    y = open_slab.positions[:, 1]
+    i, j = np.argmin(y), np.argmax(y)
+    open_slab.positions[j] = open_slab.positions[i] + np.array([0.0, open_slab.cell[1, 1] - 0.2, 0.0])
+    with pytest.raises(StructureError, match=r"toy: atoms id \d+ and id \d+ are 0.2 Å apart"):
+        check_min_distance(open_slab)
+
+
 BCC = ROOT.parent / "shared" / "data" / "bcc"
 
 

@@ -134,12 +134,11 @@ class SoapReport:
 @dataclass
 class Ingested:
     """One input read and selected on a worker, kept there until its atoms are written: the
-    structure, every atom's structure type, the stored order (domain order) and the selection
-    record the driver gathers (``record``)."""
+    structure and every atom's structure type, both already in stored (domain) order, and the
+    selection record the driver gathers (``record``)."""
 
     structure: Structure
     types: np.ndarray
-    order: np.ndarray
     record: dict
 
 
@@ -168,7 +167,23 @@ def ingest_file(path: str, params: SoapStageParams) -> Ingested | dict:
         "cna": sel.atom_types[centres], "species": species, "columns": numeric_columns(structure),
         "cell": structure.cell, "origin": structure.origin, "pbc": structure.pbc, "grid": grid, "domains": domains,
     }
-    return Ingested(structure, sel.atom_types, order, record)
+    types = sel.atom_types
+    del sel, stored, centres, centre_domains
+    release_free_memory()
+    structure, types = in_stored_order(structure, types, order)
+    release_free_memory()
+    return Ingested(structure, types, record)
+
+
+def in_stored_order(structure: Structure, types: np.ndarray, order: np.ndarray) -> tuple[Structure, np.ndarray]:
+    """The structure and its structure types (n,) with every per-atom array permuted by ``order``, one
+    array at a time (one copy alive, not the structure twice), so that its atoms are written as slices."""
+    structure.positions = structure.positions[order]
+    structure.numbers = structure.numbers[order]
+    structure.ids = structure.ids[order]
+    for name in list(structure.extras):
+        structure.extras[name] = np.asarray(structure.extras[name])[order]
+    return structure, np.asarray(types)[order]
 
 
 def record_of(ingested: Ingested | dict) -> dict:
@@ -180,9 +195,10 @@ def store_atoms(ingested: Ingested, store: str, storage_options: dict | None, st
                 columns: list[str]) -> int:
     """Worker task: write an ingested structure's atoms to rows ``start``… of the store; returns
     how many."""
-    write_atoms(StoreArrays(store, "r+", storage_options), start, ingested.structure, ingested.types,
-                ingested.order, columns)
-    return len(ingested.order)
+    n = len(ingested.structure)
+    write_atoms(StoreArrays(store, "r+", storage_options), start, ingested.structure, ingested.types, slice(0, n),
+                columns)
+    return n
 
 
 def _ingest_all(client, store: str, storage_options: dict | None, inputs: list[dict], params: SoapStageParams,

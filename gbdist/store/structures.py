@@ -221,10 +221,11 @@ def _pieces(start: int, stop: int) -> list[tuple[int, int, int | None]]:
     return out
 
 
-def write_atoms(arrays: StoreArrays, start: int, structure: Structure, types: np.ndarray, order: np.ndarray,
+def write_atoms(arrays: StoreArrays, start: int, structure: Structure, types: np.ndarray, order: np.ndarray | slice,
                 columns: list[str]) -> None:
-    """Write ``structure``'s atoms, in ``order``, to rows ``start``… of ``atoms/*``; ``types`` are its
-    structure types (n,), ``columns`` the store's column names (NaN where the structure lacks one)."""
+    """Write ``structure``'s atoms, in ``order`` (indices, or a slice: no copies), to rows ``start``…
+    of ``atoms/*``; ``types`` are its structure types (n,), ``columns`` the store's column names (NaN
+    where the structure lacks one)."""
     n = len(structure)
     values = {POSITION: lambda: structure.positions[order], NUMBER: lambda: structure.numbers[order].astype(np.uint8),
               ATOM_ID: lambda: structure.ids[order], STRUCTURE_TYPE: lambda: np.asarray(types, np.int8)[order]}
