@@ -15,8 +15,12 @@ On the Olmsted survey (or any folder of dumps with an Olmsted-style labels table
 - the unique-LAE stage against a NumPy brute-force leader pass over the same rows, and the
   search alone (rows in memory, one thread) against the same pass at two eps;
 - optionally one huge structure (``huge_atoms``): a dump tiled along its periodic axes to 10⁷
-  atoms or more, through soap → asr → lae, with peak RSS per worker, SOAP rows/s per core against
-  the Olmsted run's, and the atoms parsed from files ÷ the structure's atoms (1: read once);
+  atoms or more, through soap → asr → lae on restarted workers, with peak RSS per worker, SOAP
+  rows/s per core against the Olmsted run's, and the atoms parsed from files ÷ the structure's
+  atoms (1: read once);
+- optionally (``site_fit``) EMT per-atom energies of every input atom and a per-atom model on
+  every LAE row, in memory and with external memory, and (``site_scale``) the external-memory
+  fit with every training row dealt N times;
 - optionally a synthetic scale-up: every dump replicated with small random displacements,
   through soap → asr → lae → learn, to show peak RSS per worker and each stage's growth
   (wall at scale ÷ wall at 1×) against data size.
@@ -554,6 +558,7 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
             result["scale_up"] = scaled
         if config.huge_atoms:
             log.info("bench: one structure of %d atoms or more", config.huge_atoms)
+            client.restart()  # fresh workers, as a job of its own starts: its peak is not the earlier runs' heap
             huge = huge_structure(client, config, out, config.workers)
             huge["figures"] = _as_dicts(huge["figures"])
             result["huge"] = huge
