@@ -8,7 +8,7 @@ import pytest
 
 from gbdist.compute.cna import compute_cna
 from gbdist.compute.select import SelectParams, select_gb_region
-from gbdist.compute.soap import DSCRIBE_PAIR_BYTES, SoapParams, centre_batch, soap_rows
+from gbdist.compute.soap import DSCRIBE_CENTRE_BYTES, SoapParams, centre_batch, soap_rows
 from gbdist.errors import StructureError
 from gbdist.io import read_structure
 from gbdist.io.checks import cell_heights, check_inside_box, check_min_distance
@@ -51,18 +51,18 @@ def test_centre_batches_give_the_same_rows_bit_for_bit(backend):
     params = SoapParams(backend=backend)
     whole, _ = soap_rows(structure, sel.centres, params, ["Ni"], sel.normal)
     # a budget of about 7 centres per call
-    budget = 7 * (DSCRIBE_PAIR_BYTES * len(structure) + 8 * whole.shape[1]) if backend == "dscribe" else 7 * 70_000
+    budget = 7 * (DSCRIBE_CENTRE_BYTES + 8 * whole.shape[1]) if backend == "dscribe" else 7 * 70_000
     batched, _ = soap_rows(structure, sel.centres, params, ["Ni"], sel.normal, budget_bytes=budget)
     assert np.array_equal(whole, batched)
 
 
 def test_centre_batch_follows_the_budget():
     params = SoapParams()
-    per_centre = DSCRIBE_PAIR_BYTES * 30_000 + 8 * 1014
-    assert centre_batch(4096, 30_000, params, 1014, None) == 4096
-    assert centre_batch(4096, 30_000, params, 1014, 1 << 30) == (1 << 30) // per_centre
-    assert centre_batch(4096, 30_000, params, 1014, 10) == 1  # one centre is the least a call computes
-    assert centre_batch(100, 30_000, params, 1014, 1 << 40) == 100
+    per_centre = DSCRIBE_CENTRE_BYTES + 8 * 1014
+    assert centre_batch(4096, params, 1014, None) == 4096
+    assert centre_batch(4096, params, 1014, 1 << 28) == (1 << 28) // per_centre
+    assert centre_batch(4096, params, 1014, 10) == 1  # one centre is the least a call computes
+    assert centre_batch(100, params, 1014, 1 << 40) == 100
 
 
 def test_an_atom_outside_a_non_periodic_box_names_the_file_and_atom(tmp_path):

@@ -214,8 +214,8 @@ def atoms_soap(atoms: Atoms, centres: np.ndarray, params: SoapParams, species: l
     if params.backend == "dscribe":
         soap = make_soap(params, species, bool(atoms.pbc.any()))
         # the centres' own positions, not their indices: dscribe 2 turns each index into a position
-        # with a copy of every atom's positions (get_positions()[i]), 24% of a task's SOAP time on a
-        # 10⁷-atom structure; its kernel sees the same positions either way
+        # with a copy of every atom's positions (get_positions()[i]) that it keeps to the end of the
+        # call (DSCRIBE_CENTRE_BYTES); its kernel sees the same positions either way
         at = np.asarray(atoms.positions)[np.asarray(centres, np.int64)]
         return np.asarray(soap.create(atoms, centers=at), np.float32).reshape(len(centres), -1)
     atoms = atoms.copy()
@@ -253,11 +253,13 @@ def crop_width(params: SoapParams, species: list[str]) -> float:
     return params.r_cut + padding + 0.1
 
 
-DSCRIBE_PAIR_BYTES = 24
-"""Bytes dscribe holds per (centre, environment atom) pair while it computes a batch: the growth of
-peak RSS over 1,024 centres, measured on 7 Olmsted and Homer-Al structures, was 24.1–24.2 on the
-six with 3.6k–31k environment atoms (37.5 on ni.p1, whose 2.5k atoms leave the process's own
-growth a larger share of its 91 MB); the memory grows linearly with the centres."""
+DSCRIBE_CENTRE_BYTES = 64 * 1024
+"""Bytes dscribe holds per centre while it computes a batch, beyond the rows, given the centres as
+positions (``atoms_soap``): 30–42 kB measured over 1,024 and 4,096 centres of Olmsted ni.p101
+(18,360 atoms) and Homer-Al S103e (11,612), whatever the environment's size
+(``notebooks/experiments/dscribe_memory.py``). Given as indices, dscribe 2 kept a copy of every
+atom's positions per centre: 24 bytes per (centre, environment atom) pair, 1.7 GB for 4,096
+centres of ni.p101."""
 
 FEATOMIC_CENTRE_BYTES = 64 * 1024
 """Bytes featomic holds per centre beyond its neighbour list of the whole environment (which
@@ -265,16 +267,16 @@ batches of centres cannot shrink): under 10 kB measured on the Homer-Al S197g bo
 keeps a margin."""
 
 
-def centre_batch(n_centres: int, n_env: int, params: SoapParams, n_feat: int, budget_bytes: float | None) -> int:
+def centre_batch(n_centres: int, params: SoapParams, n_feat: int, budget_bytes: float | None) -> int:
     """Centres per SOAP call so that one call's working memory stays within ``budget_bytes``.
 
-    dscribe holds ``DSCRIBE_PAIR_BYTES`` per (centre, atom of the ``n_env``-atom environment),
-    featomic ``FEATOMIC_CENTRE_BYTES`` per centre; both hold the float32 rows (``n_feat`` each).
-    None: no budget (one call). Never below 1: one centre is the least a call can compute.
+    dscribe holds ``DSCRIBE_CENTRE_BYTES`` per centre, featomic ``FEATOMIC_CENTRE_BYTES``; both hold
+    the float32 rows (``n_feat`` each). None: no budget (one call). Never below 1: one centre is
+    the least a call can compute.
     """
     if budget_bytes is None or n_centres == 0:
         return max(n_centres, 1)
-    per_centre = (DSCRIBE_PAIR_BYTES * n_env if params.backend == "dscribe" else FEATOMIC_CENTRE_BYTES) + 8 * n_feat
+    per_centre = (DSCRIBE_CENTRE_BYTES if params.backend == "dscribe" else FEATOMIC_CENTRE_BYTES) + 8 * n_feat
     return int(min(n_centres, max(1, budget_bytes // per_centre)))
 
 
@@ -298,7 +300,7 @@ def soap_rows(structure: Structure, centres: np.ndarray, params: SoapParams,
         index, local = crop_to_centres(structure, centres, normal, crop_width(params, species))
     atoms = structure.to_ase(index)
     n_feat = n_features(params, species)
-    batch = centre_batch(len(local), len(atoms), params, n_feat, budget_bytes)
+    batch = centre_batch(len(local), params, n_feat, budget_bytes)
     rows = np.empty((len(local), n_feat), np.float32)
     t0 = time.process_time()
     for start in range(0, len(local), batch):

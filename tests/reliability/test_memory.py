@@ -26,14 +26,15 @@ def _soap(store, inputs, *options) -> subprocess.CompletedProcess:
 
 
 def test_a_task_that_exceeds_its_worker_memory_is_named_and_a_rerun_with_more_completes(tmp_path):
-    # small.dump: a toy boundary; big.dump: every one of its 4,704 atoms a centre (pad 60 Å), so one
-    # unbatched dscribe call holds 24 B × 4,704² ≈ 530 MB, over a 700 MiB worker's limit
+    # small.dump: a toy boundary; big.dump: every one of its 18,816 atoms a centre (pad 60 Å) in one
+    # task, so one unbatched dscribe call holds about 35 kB × 18,816 ≈ 660 MB, over a 700 MiB
+    # worker's limit with the worker's own memory
     small, big = tmp_path / "small.dump", tmp_path / "big.dump"
     write_lammps_dump(small, toy_boundary(seed=1, cells=(6, 3, 3), source=small.name))
-    write_lammps_dump(big, toy_boundary(seed=2, cells=(24, 7, 7), source=big.name))
+    write_lammps_dump(big, toy_boundary(seed=2, cells=(24, 14, 14), source=big.name))
     store = tmp_path / "s.zarr"
     t0 = time.perf_counter()
-    first = _soap(store, [small, big], "--pad", "60", "--chunk-rows", "8192", "--memory-limit", "700MiB",
+    first = _soap(store, [small, big], "--pad", "60", "--chunk-rows", "32768", "--memory-limit", "700MiB",
                   "--task-memory", "16GiB")
     took = time.perf_counter() - t0
     text = " ".join(first.stderr.split())
@@ -47,7 +48,7 @@ def test_a_task_that_exceeds_its_worker_memory_is_named_and_a_rerun_with_more_co
     assert "worker killed: memory" in failures[0]["error"]
     flags = soap_flags(store)
     assert not flags.all()
-    second = _soap(store, [small, big], "--pad", "60", "--chunk-rows", "8192", "--memory-limit", "2GiB")
+    second = _soap(store, [small, big], "--pad", "60", "--chunk-rows", "32768", "--memory-limit", "2GiB")
     assert second.returncode == 0, second.stderr[-3000:]
     assert soap_flags(store).all()
     group = zarr.open_group(str(store), mode="r")
