@@ -168,6 +168,8 @@ def ingest_file(path: str, params: SoapStageParams) -> Ingested | dict:
         "cell": structure.cell, "origin": structure.origin, "pbc": structure.pbc, "grid": grid, "domains": domains,
     }
     types = sel.atom_types
+    if np.prod(grid) == 1:  # one domain: file order is stored order
+        return Ingested(structure, types, record)
     del sel, stored, centres, centre_domains
     release_free_memory()
     structure, types = in_stored_order(structure, types, order)
