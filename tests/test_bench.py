@@ -76,3 +76,14 @@ def test_bench_writes_every_figure(learning_store, tmp_path):
         assert summary["eps_featomic"] == 0.05 and bench["olmsted_featomic"]["default_eps"] == 0.032
         chosen = zarr.open_group(str(out / "olmsted-featomic.zarr"), mode="r").attrs["lae_chosen"]
         assert float(chosen) == 0.05, "the count at the default eps leaves featomic's eps chosen"
+
+
+def test_every_bench_file_in_jobs_is_a_valid_bench_config():
+    from pathlib import Path
+
+    from gbdist.tools.bench import load_bench
+
+    files = sorted((Path(__file__).parents[1] / "jobs").glob("bench-*.yaml"))
+    assert files
+    for path in files:  # extra keys are refused: a misspelt option fails here, not an hour into a run
+        load_bench(path)
