@@ -48,8 +48,8 @@ from gbdist.compute.leaders import (
 )
 from gbdist.compute.soap import SoapParams, check_store_rows
 from gbdist.errors import StoreError
-from gbdist.stages.progress import as_completed_with_progress, with_progress
 from gbdist.rss import peak_rss_bytes, reset_peak_rss
+from gbdist.stages.progress import as_completed_with_progress, with_progress
 from gbdist.store.schema import (
     ASSIGNED_GROUP,
     GB_HOST,

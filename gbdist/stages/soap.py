@@ -40,8 +40,8 @@ from gbdist.compute.soap import (
 )
 from gbdist.errors import GbdistError, StoreError
 from gbdist.io import ReadParams, read_structure
-from gbdist.stages.progress import as_completed_with_progress
 from gbdist.rss import peak_rss_bytes, release_free_memory
+from gbdist.stages.progress import as_completed_with_progress
 from gbdist.stages.watchdog import task_error
 from gbdist.store.schema import (
     GB_EXTENT,

@@ -48,10 +48,10 @@ from gbdist.compute.select import SelectParams
 from gbdist.io import ReadParams, expand_inputs
 from gbdist.io.files import open_bytes, structure_id
 from gbdist.io.lammps import parse_lammps_dump
+from gbdist.rss import peak_rss_bytes, reset_peak_rss
 from gbdist.stages.client import ClusterConfig, dask_client
 from gbdist.stages.lae import run_lae_stage
 from gbdist.stages.progress import as_completed_with_progress, with_progress
-from gbdist.rss import peak_rss_bytes, reset_peak_rss
 from gbdist.store.schema import GB_ID, GB_NORMAL, GB_OFFSET, PROGRESS_SOAP
 from gbdist.workflows.job import JobConfig, LaeParams, run_job
 
