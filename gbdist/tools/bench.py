@@ -15,7 +15,7 @@ On the Olmsted survey (or any folder of dumps with an Olmsted-style labels table
 - the unique-LAE stage against a NumPy brute-force leader pass over the same rows, and the
   search alone (rows in memory, one thread) against the same pass at two eps;
 - optionally one huge structure (``huge_atoms``): a dump tiled along its periodic axes to 10⁷
-  atoms or more, through soap → asr → lae on restarted workers, with peak RSS per worker, SOAP
+  atoms or more, through soap → asr → lae on a cluster of its own, with peak RSS per worker, SOAP
   rows/s per core against the Olmsted run's, and the atoms parsed from files ÷ the structure's
   atoms (1: read once);
 - optionally (``site_fit``) EMT per-atom energies of every input atom and a per-atom model on
@@ -556,12 +556,12 @@ def run_bench(config: BenchConfig, out: Path) -> dict:
                               config.select)
             scaled["figures"] = _as_dicts(scaled["figures"])
             result["scale_up"] = scaled
-        if config.huge_atoms:
-            log.info("bench: one structure of %d atoms or more", config.huge_atoms)
-            client.restart()  # fresh workers, as a job of its own starts: its peak is not the earlier runs' heap
+    if config.huge_atoms:  # a cluster of its own, as a job of its own starts: its peak is not the earlier runs' heap
+        log.info("bench: one structure of %d atoms or more", config.huge_atoms)
+        with dask_client(cluster) as client:
             huge = huge_structure(client, config, out, config.workers)
-            huge["figures"] = _as_dicts(huge["figures"])
-            result["huge"] = huge
+        huge["figures"] = _as_dicts(huge["figures"])
+        result["huge"] = huge
 
     log.info("bench: bare SOAP kernels on %d dumps", config.bare_dumps)
     result["bare"] = bare_kernel(store, config.bare_dumps)
