@@ -59,9 +59,9 @@ def test_no_atom_of_a_test_boundary_reaches_a_fit(store_copy, scheduler_address,
     seen = []
     real_fit = sites.fit_site_model
 
-    def recording_fit(client, soap, y, fit_rows, valid_rows, params, seed=0):
+    def recording_fit(client, soap, y, fit_rows, valid_rows, params, seed=0, repeat=1):
         seen.append((fit_rows.copy(), valid_rows.copy(), y.copy()))
-        return real_fit(client, soap, y, fit_rows, valid_rows, params, seed)
+        return real_fit(client, soap, y, fit_rows, valid_rows, params, seed, repeat)
 
     monkeypatch.setattr(sites, "fit_site_model", recording_fit)
     params = sites.SiteModelParams(max_rounds=5)

@@ -125,17 +125,20 @@ def _matrix(client, X: da.Array, y: np.ndarray, rows: np.ndarray, max_bin: int, 
 
 
 def fit_site_model(client, soap: SoapRows, y: np.ndarray, fit_rows: np.ndarray, valid_rows: np.ndarray,
-                   params: SiteModelParams, seed: int = 0) -> xgb.Booster:
+                   params: SiteModelParams, seed: int = 0, repeat: int = 1) -> xgb.Booster:
     """Train on ``fit_rows`` (bool (n,)) of the SOAP rows (n, n_feat) and y (n,), stopping when the RMSE
     on ``valid_rows`` has not improved for ``params.early_stopping`` rounds; returns the booster cut at
     its best round. The validation rows are binned with the training rows' quantiles. ``params.memory``:
     ``workers`` (``xgboost.dask``, every training row in the workers' memory) or ``external``
-    (``learning.extmem``: each worker streams its chunks, memory bounded by a chunk and its pages)."""
+    (``learning.extmem``: each worker streams its chunks, memory bounded by a chunk and its pages).
+    ``repeat`` > 1 (external memory only) deals every training row that many times: a scale-up."""
     if params.memory == "external":
         from gbdist.learning.extmem import fit_external
 
         return fit_external(client, soap.store, soap.storage_options, y, fit_rows, valid_rows, soap.chunk_rows,
-                            params.booster(seed), params.max_rounds, params.early_stopping, params.max_bin)
+                            params.booster(seed), params.max_rounds, params.early_stopping, params.max_bin, repeat)
+    if repeat != 1:
+        raise ValueError("repeat: only the external-memory fit deals its rows again")
     X = soap.array()
     dtrain = _matrix(client, X, y, fit_rows, params.max_bin)
     dvalid = _matrix(client, X, y, valid_rows, params.max_bin, ref=dtrain)
@@ -145,12 +148,14 @@ def fit_site_model(client, soap: SoapRows, y: np.ndarray, fit_rows: np.ndarray, 
 
 
 def train_site_model(client, soap: SoapRows, rows: SiteRows, train: np.ndarray, params: SiteModelParams,
-                     seed: int = 0) -> xgb.Booster:
+                     seed: int = 0, repeat: int = 1) -> xgb.Booster:
     """A per-atom model of ``rows.value`` from the rows (with a value) of the boundaries ``train``; a
-    fraction ``params.validation`` of them, drawn by ``seed``, only stops the rounds."""
+    fraction ``params.validation`` of them, drawn by ``seed``, only stops the rounds (``repeat``:
+    ``fit_site_model``'s)."""
     known = np.isfinite(rows.value)
     fit, valid = split_boundaries(train, params.validation, seed)
-    return fit_site_model(client, soap, rows.value, rows.rows_of(fit) & known, rows.rows_of(valid) & known, params, seed)
+    return fit_site_model(client, soap, rows.value, rows.rows_of(fit) & known, rows.rows_of(valid) & known, params, seed,
+                          repeat)
 
 
 def predict_site_rows(client, booster: xgb.Booster, soap: SoapRows, rows: np.ndarray) -> np.ndarray:

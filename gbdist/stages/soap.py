@@ -197,10 +197,8 @@ def store_atoms(ingested: Ingested, store: str, storage_options: dict | None, st
                 columns: list[str]) -> int:
     """Worker task: write an ingested structure's atoms to rows ``start``… of the store; returns
     how many."""
-    n = len(ingested.structure)
-    write_atoms(StoreArrays(store, "r+", storage_options), start, ingested.structure, ingested.types, slice(0, n),
-                columns)
-    return n
+    write_atoms(StoreArrays(store, "r+", storage_options), start, ingested.structure, ingested.types, columns)
+    return len(ingested.structure)
 
 
 def _ingest_all(client, store: str, storage_options: dict | None, inputs: list[dict], params: SoapStageParams,

@@ -221,19 +221,18 @@ def _pieces(start: int, stop: int) -> list[tuple[int, int, int | None]]:
     return out
 
 
-def write_atoms(arrays: StoreArrays, start: int, structure: Structure, types: np.ndarray, order: np.ndarray | slice,
-                columns: list[str]) -> None:
-    """Write ``structure``'s atoms, in ``order`` (indices, or a slice: no copies), to rows ``start``…
-    of ``atoms/*``; ``types`` are its structure types (n,), ``columns`` the store's column names (NaN
+def write_atoms(arrays: StoreArrays, start: int, structure: Structure, types: np.ndarray, columns: list[str]) -> None:
+    """Write ``structure``'s atoms, as they are ordered (stored order), to rows ``start``… of
+    ``atoms/*``; ``types`` are its structure types (n,), ``columns`` the store's column names (NaN
     where the structure lacks one)."""
     n = len(structure)
-    values = {POSITION: lambda: structure.positions[order], NUMBER: lambda: structure.numbers[order].astype(np.uint8),
-              ATOM_ID: lambda: structure.ids[order], STRUCTURE_TYPE: lambda: np.asarray(types, np.int8)[order]}
+    values = {POSITION: lambda: structure.positions, NUMBER: lambda: structure.numbers.astype(np.uint8),
+              ATOM_ID: lambda: structure.ids, STRUCTURE_TYPE: lambda: np.asarray(types, np.int8)}
     for c in columns:
         column = structure.extras.get(c)
         values[column_path(c)] = ((lambda: np.full(n, np.nan)) if column is None else
-                                  (lambda column=column: np.asarray(column, np.float64)[order]))
-    for path, value in values.items():  # one array at a time: one reordered copy alive, not all
+                                  (lambda column=column: np.asarray(column, np.float64)))
+    for path, value in values.items():  # one array at a time: one converted copy alive, not all
         write_rows(arrays, start, {path: value()})
 
 

@@ -244,8 +244,7 @@ def site_stages(client, store: Path, scale: int = 0) -> tuple[list[StageFigure],
     and each fit's boosted rounds."""
     import numpy as np
 
-    from gbdist.learning.extmem import fit_external
-    from gbdist.learning.sites import SiteModelParams, SoapRows, read_site_rows, split_boundaries, train_site_model
+    from gbdist.learning.sites import SiteModelParams, SoapRows, read_site_rows, train_site_model
     from gbdist.stages.sites import run_site_energy_stage
     from gbdist.store.schema import open_group
 
@@ -264,13 +263,10 @@ def site_stages(client, store: Path, scale: int = 0) -> tuple[list[StageFigure],
         log.info("bench: site model (%s memory) on %d rows, %d rounds", memory, len(rows.gb), rounds[stage])
         figures.append(meter.figure(stage, int(known.sum())))
     if scale > 1:
-        params, soap = SiteModelParams(memory="external"), SoapRows(str(store))
-        fit, valid = split_boundaries(everything, params.validation, 0)  # train_site_model's split, seed 0
         client.restart()
         with _Meter(client) as meter:
-            booster = fit_external(client, soap.store, soap.storage_options, rows.value, rows.rows_of(fit) & known,
-                                   rows.rows_of(valid) & known, soap.chunk_rows, params.booster(0), params.max_rounds,
-                                   params.early_stopping, params.max_bin, repeat=scale)
+            booster = train_site_model(client, SoapRows(str(store)), rows, everything, SiteModelParams(memory="external"),
+                                       repeat=scale)
         rounds["site_fit_external_scaled"] = booster.num_boosted_rounds()
         log.info("bench: site model (external memory, rows dealt %d times), %d rounds", scale, booster.num_boosted_rounds())
         figures.append(meter.figure("site_fit_external_scaled", scale * int(known.sum())))
